@@ -1,0 +1,18 @@
+# One image for the four services; docker-compose picks the service by command.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md /src/
+COPY shared /src/shared
+COPY services /src/services
+RUN /opt/venv/bin/pip install /src
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=json VAR_DIR=/var/lib/evreg
+RUN useradd --system --uid 10001 --home-dir /var/lib/evreg --create-home evreg
+COPY --from=build /opt/venv /opt/venv
+USER evreg
+WORKDIR /var/lib/evreg
+# The same entry point as `make run-<service>`; exec form, so SIGTERM reaches
+# nameko and it stops gracefully.
+CMD ["python", "-m", "services.gateway"]

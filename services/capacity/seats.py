@@ -1,0 +1,280 @@
+"""Seat changes against the database: reserve, release, confirm, expire, resize.
+
+Every change to one event's seats first locks that event's ``seat_events``
+row, so they happen one at a time across every replica (on SQLite, BEGIN
+IMMEDIATE serializes all writers anyway). Pool counters are then written with
+conditional updates that refuse to exceed a capacity: a bug in the arithmetic
+above would fail the transaction rather than oversell.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.contracts import (RegistrationCancelled, RegistrationConfirmed,
+                              RegistrationRequested, SeatDecided)
+from shared.db import is_sqlite
+from shared.errors import NotYet
+from shared.schemas import EventSpec, parse_duration
+
+from . import ledger
+from .models import reservations, seat_events, seat_pools
+
+SEATED = ("held", "confirmed")
+# A confirmation sent just before the deadline may still be on its way from
+# the registration service: holds are expired only this long after it.
+HOLD_GRACE = timedelta(seconds=2)
+
+
+class EventNotKnownYet(NotYet):
+    """A registration for an event whose description has not arrived yet; the
+    message is retried until it has."""
+
+
+class SeatInvariantBroken(Exception):
+    """A pool update would have exceeded its capacity: the transaction aborts."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- the event's seat rules ----------------------------------------------------
+def apply_event(session: Session, outbox, spec: EventSpec, revision: int) -> None:
+    current = _lock_event(session, spec.slug, must_exist=False)
+    if current is not None and current.revision >= revision:
+        return   # an older description, overtaken by a newer one
+    hold_seconds = (int(parse_duration(spec.confirmation_window).total_seconds())
+                    if spec.confirmation_window else None)
+    values = {"revision": revision, "waitlist": spec.waitlist, "hold_seconds": hold_seconds}
+    if current is None:
+        session.execute(seat_events.insert().values(event_slug=spec.slug, next_queue_seq=1, **values))
+    else:
+        session.execute(update(seat_events).where(seat_events.c.event_slug == spec.slug).values(**values))
+    wanted = {"event": spec.capacity}
+    wanted.update({f"category:{c.slug}": c.capacity for c in spec.categories})
+    wanted.update({f"session:{s.slug}": s.capacity for s in spec.sessions})
+    existing = {row.pool: row for row in session.execute(
+        select(seat_pools).where(seat_pools.c.event_slug == spec.slug))}
+    for key, capacity in wanted.items():
+        if key not in existing:
+            session.execute(seat_pools.insert().values(event_slug=spec.slug, pool=key,
+                                                       capacity=capacity, used=0))
+        elif existing[key].capacity != capacity:
+            # Lowering below the seats already given keeps those seats; no one
+            # new is seated until enough are freed.
+            session.execute(update(seat_pools).where(
+                seat_pools.c.event_slug == spec.slug, seat_pools.c.pool == key).values(capacity=capacity))
+    if current is not None:
+        _fill_free_seats(session, outbox, _lock_event(session, spec.slug))
+
+
+# -- a registration asks for a seat ------------------------------------------
+def reserve(session: Session, outbox, request: RegistrationRequested) -> None:
+    event = _lock_event(session, request.event_slug)
+    if _reservation(session, request.registration_id) is not None:
+        return   # decided before (or cancelled before it got here)
+    now = utcnow()
+    session.execute(reservations.insert().values(
+        registration_id=request.registration_id, event_slug=request.event_slug,
+        category=request.category, sessions=request.sessions, state="new", decision_seq=0,
+        requested_at=request.requested_at, updated_at=now))
+    row = _reservation(session, request.registration_id)
+    pools = _pools(session, event.event_slug)
+    needs = ledger.pool_keys(row.category, row.sessions)
+    if ledger.can_seat(pools, needs):
+        _take(session, event.event_slug, pools, needs)
+        _seat(session, outbox, event, row, promoted=False)
+    elif event.waitlist:
+        _waitlist(session, outbox, event, row)
+    else:
+        _decide(session, outbox, row, "rejected", reason="full")
+
+
+# -- a registration lets go --------------------------------------------------
+def release(session: Session, outbox, cancelled: RegistrationCancelled) -> None:
+    event = _lock_event(session, cancelled.event_slug)
+    row = _reservation(session, cancelled.registration_id)
+    if row is None:
+        # The cancellation overtook the request: leave a tombstone so the
+        # request, when it comes, finds the matter settled.
+        now = utcnow()
+        session.execute(reservations.insert().values(
+            registration_id=cancelled.registration_id, event_slug=cancelled.event_slug,
+            sessions=[], state="cancelled", decision_seq=0, requested_at=now, updated_at=now))
+        return
+    if row.state in ("cancelled", "rejected", "expired"):
+        return
+    was_seated = row.state in SEATED
+    _set_state(session, row, "cancelled", queue_seq=None, hold_expires_at=None)
+    if was_seated:
+        pools = _pools(session, event.event_slug)
+        _give_back(session, event.event_slug, pools, ledger.pool_keys(row.category, row.sessions))
+        _fill_free_seats(session, outbox, event)
+
+
+def confirm_hold(session: Session, outbox, confirmed: RegistrationConfirmed) -> None:
+    _lock_event(session, confirmed.event_slug)
+    row = _reservation(session, confirmed.registration_id)
+    if row is None or row.state != "held":
+        return
+    _decide(session, outbox, row, "confirmed", hold_expires_at=None)
+
+
+def expire_hold(session: Session, outbox, registration_id: str, now: datetime) -> bool:
+    """Expire one hold whose deadline (plus the grace) has passed; frees its
+    seat for the waiting list."""
+    row = _reservation(session, registration_id)
+    if row is None:
+        return False
+    event = _lock_event(session, row.event_slug)
+    row = _reservation(session, registration_id)
+    if row.state != "held" or row.hold_expires_at + HOLD_GRACE > now:
+        return False
+    _decide(session, outbox, row, "expired", hold_expires_at=None)
+    pools = _pools(session, event.event_slug)
+    _give_back(session, event.event_slug, pools, ledger.pool_keys(row.category, row.sessions))
+    _fill_free_seats(session, outbox, event)
+    return True
+
+
+def due_holds(session: Session, now: datetime, limit: int = 100) -> list[str]:
+    query = (select(reservations.c.registration_id)
+             .where(reservations.c.state == "held",
+                    reservations.c.hold_expires_at <= now - HOLD_GRACE)
+             .order_by(reservations.c.hold_expires_at).limit(limit))
+    return [row.registration_id for row in session.execute(query)]
+
+
+# -- reading -------------------------------------------------------------------
+def waitlist_position(session: Session, registration_id: str) -> int | None:
+    row = _reservation(session, registration_id)
+    if row is None or row.state != "waitlisted":
+        return None
+    return _position(session, row)
+
+
+def event_seats(session: Session, slug: str) -> dict:
+    pools = _pools(session, slug)
+    states = dict(session.execute(
+        select(reservations.c.state, func.count()).where(reservations.c.event_slug == slug)
+        .group_by(reservations.c.state)).all())
+    return {"pools": {key: {"capacity": p.capacity, "used": p.used,
+                            "left": None if p.capacity is None else max(0, p.capacity - p.used)}
+                      for key, p in pools.items()},
+            "states": states}
+
+
+def event_slugs(session: Session) -> list[str]:
+    return list(session.execute(select(seat_events.c.event_slug)).scalars())
+
+
+# -- helpers ---------------------------------------------------------------------
+def _lock_event(session: Session, slug: str, must_exist: bool = True):
+    query = select(seat_events).where(seat_events.c.event_slug == slug)
+    if not is_sqlite(session.get_bind()):
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    if row is None and must_exist:
+        raise EventNotKnownYet(f"event {slug!r} has not been described to capacity yet")
+    return row
+
+
+def _reservation(session: Session, registration_id: str):
+    return session.execute(select(reservations).where(
+        reservations.c.registration_id == registration_id)).first()
+
+
+def _pools(session: Session, slug: str) -> dict[str, ledger.Pool]:
+    return {row.pool: ledger.Pool(row.pool, row.capacity, row.used) for row in session.execute(
+        select(seat_pools).where(seat_pools.c.event_slug == slug))}
+
+
+def _take(session, slug, pools, needs):
+    ledger.take(pools, needs)
+    for key in needs:
+        if key not in pools:
+            continue
+        result = session.execute(
+            update(seat_pools)
+            .where(seat_pools.c.event_slug == slug, seat_pools.c.pool == key,
+                   (seat_pools.c.capacity.is_(None)) | (seat_pools.c.used < seat_pools.c.capacity))
+            .values(used=seat_pools.c.used + 1))
+        if result.rowcount != 1:
+            raise SeatInvariantBroken(f"pool {key} of {slug} is full")
+
+
+def _give_back(session, slug, pools, needs):
+    ledger.give_back(pools, needs)
+    for key in needs:
+        if key in pools:
+            session.execute(update(seat_pools).where(
+                seat_pools.c.event_slug == slug, seat_pools.c.pool == key, seat_pools.c.used > 0)
+                .values(used=seat_pools.c.used - 1))
+
+
+def _seat(session, outbox, event, row, promoted: bool):
+    if event.hold_seconds:
+        deadline = utcnow() + timedelta(seconds=event.hold_seconds)
+        _decide(session, outbox, row, "held", promoted=promoted, queue_seq=None,
+                hold_expires_at=deadline)
+    else:
+        _decide(session, outbox, row, "confirmed", promoted=promoted, queue_seq=None)
+
+
+def _waitlist(session, outbox, event, row):
+    seq = event.next_queue_seq
+    session.execute(update(seat_events).where(seat_events.c.event_slug == event.event_slug)
+                    .values(next_queue_seq=seq + 1))
+    _set_state(session, row, "waitlisted", queue_seq=seq)
+    row = _reservation(session, row.registration_id)
+    _decide(session, outbox, row, "waitlisted", waitlist_position=_position(session, row))
+
+
+def _position(session, row) -> int:
+    """Place in the line of the registration's category (the whole event
+    when there are no categories): one more than those who came before."""
+    ahead = session.execute(select(func.count()).select_from(reservations).where(
+        reservations.c.event_slug == row.event_slug, reservations.c.state == "waitlisted",
+        _same_line(row.category), reservations.c.queue_seq < row.queue_seq)).scalar_one()
+    return ahead + 1
+
+
+def _same_line(category):
+    return reservations.c.category.is_(None) if category is None else reservations.c.category == category
+
+
+def _fill_free_seats(session, outbox, event):
+    pools = _pools(session, event.event_slug)
+    waiting_rows = session.execute(select(reservations).where(
+        reservations.c.event_slug == event.event_slug, reservations.c.state == "waitlisted")
+        .order_by(reservations.c.queue_seq)).all()
+    if not waiting_rows:
+        return
+    waiting = [ledger.Waiting(r.registration_id, ledger.pool_keys(r.category, r.sessions), r.queue_seq)
+               for r in waiting_rows]
+    planned = {key: ledger.Pool(p.key, p.capacity, p.used) for key, p in pools.items()}
+    by_id = {r.registration_id: r for r in waiting_rows}
+    for entry in ledger.promote(planned, waiting):
+        _take(session, event.event_slug, pools, entry.needs)
+        _seat(session, outbox, event, by_id[entry.registration_id], promoted=True)
+
+
+def _set_state(session, row, state, **values):
+    session.execute(update(reservations).where(
+        reservations.c.registration_id == row.registration_id).values(
+        state=state, updated_at=utcnow(), **values))
+
+
+def _decide(session, outbox, row, outcome, promoted=False, waitlist_position=None,
+            reason=None, **values):
+    state = outcome
+    values.setdefault("hold_expires_at", None)
+    seq = row.decision_seq + 1
+    _set_state(session, row, state, decision_seq=seq, **values)
+    outbox.add(session, SeatDecided(
+        registration_id=row.registration_id, event_slug=row.event_slug, outcome=outcome,
+        decision_seq=seq, promoted=promoted, waitlist_position=waitlist_position,
+        hold_expires_at=values.get("hold_expires_at"), reason=reason))

@@ -1,0 +1,103 @@
+"""nameko entrypoints of the capacity service."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nameko.timer import timer
+from sqlalchemy.exc import OperationalError
+
+from shared.contracts import (EVENT_PUBLISHED, REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED,
+                              REGISTRATION_REQUESTED, EventPublished, RegistrationCancelled,
+                              RegistrationConfirmed, RegistrationRequested)
+from shared.db import Database, ping, transaction
+from shared.errors import DomainError
+from shared.inbox import process_once
+from shared.messaging import event_handler, rpc
+from shared.logs import Correlation
+from shared.metrics import SEATS_CAPACITY, SEATS_USED, WAITLIST_LENGTH, EntrypointMetrics
+from shared.outbox import OutboxRelay
+
+from . import seats
+from .models import inbox, outbox
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Service:
+    name = "capacity"
+
+    db = Database()
+    outbox = OutboxRelay(outbox)
+    metrics = EntrypointMetrics()
+    correlation = Correlation()
+
+    def _once(self, body, contract, handler_name, apply):
+        process_once(self.db, inbox, body, contract, handler_name, apply)
+
+    @event_handler("registration", EVENT_PUBLISHED)
+    def on_event_published(self, body):
+        self._once(body, EventPublished, "on_event_published",
+                   lambda s, m: seats.apply_event(s, self.outbox, m.event, m.revision))
+
+    @event_handler("registration", REGISTRATION_REQUESTED)
+    def on_registration_requested(self, body):
+        self._once(body, RegistrationRequested, "on_registration_requested",
+                   lambda s, m: seats.reserve(s, self.outbox, m))
+
+    @event_handler("registration", REGISTRATION_CANCELLED)
+    def on_registration_cancelled(self, body):
+        self._once(body, RegistrationCancelled, "on_registration_cancelled",
+                   lambda s, m: seats.release(s, self.outbox, m))
+
+    @event_handler("registration", REGISTRATION_CONFIRMED)
+    def on_registration_confirmed(self, body):
+        self._once(body, RegistrationConfirmed, "on_registration_confirmed",
+                   lambda s, m: seats.confirm_hold(s, self.outbox, m))
+
+    @timer(interval=1)
+    def expire_holds(self):
+        """Holds past their deadline give their seat to the waiting list. Each
+        hold is expired in its own transaction under its event's lock, so two
+        replicas running this at once expire each hold once."""
+        now = seats.utcnow()
+        with transaction(self.db) as session:
+            due = seats.due_holds(session, now)
+        for registration_id in due:
+            with transaction(self.db) as session:
+                seats.expire_hold(session, self.outbox, registration_id, now)
+
+    @rpc(expected_exceptions=DomainError)
+    def ping(self) -> bool:
+        return ping(self.db)
+
+    @timer(interval=5)
+    def observe_seats(self):
+        """Refresh the seat gauges of every event from the database, so that
+        every replica reports the same numbers (off the message path)."""
+        with transaction(self.db) as session:
+            slugs = seats.event_slugs(session)
+        for slug in slugs:
+            self._observe(slug)
+
+    @rpc(expected_exceptions=DomainError)
+    def waitlist_position(self, registration_id: str) -> int | None:
+        for attempt in range(3):          # a dropped connection is worth another go
+            try:
+                with transaction(self.db) as session:
+                    return seats.waitlist_position(session, registration_id)
+            except OperationalError:
+                if attempt == 2:
+                    raise
+
+    @rpc(expected_exceptions=DomainError)
+    def event_seats(self, slug: str) -> dict:
+        with transaction(self.db) as session:
+            return seats.event_seats(session, slug)
+
+    def _observe(self, slug: str) -> None:
+        with transaction(self.db) as session:
+            view = seats.event_seats(session, slug)
+        for key, pool in view["pools"].items():
+            SEATS_CAPACITY.labels(slug, key).set(-1 if pool["capacity"] is None else pool["capacity"])
+            SEATS_USED.labels(slug, key).set(pool["used"])
+        WAITLIST_LENGTH.labels(slug).set(view["states"].get("waitlisted", 0))

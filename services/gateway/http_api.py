@@ -1,0 +1,134 @@
+"""The HTTP side of the gateway as plain functions: reading bodies, checking
+credentials, and turning every failure into an RFC 9457 problem document.
+Nothing here knows nameko; ``service.py`` wires it to the entrypoints."""
+from __future__ import annotations
+
+import json
+
+import eventlet
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
+from nameko.exceptions import RemoteError, UnknownService
+from pydantic import BaseModel, ValidationError
+from werkzeug.wrappers import Request, Response
+
+from shared.errors import DomainError
+from shared.schemas import field_errors, parse
+from shared.tokens import token_is_valid
+
+MAX_BODY = 64 * 1024
+# Errors a service raises when its database connection dropped: worth a retry.
+TRANSIENT_REMOTE_ERRORS = ("OperationalError", "InterfaceError", "DisconnectionError",
+                           "TimeoutError", "PendingRollbackError")
+RPC_TIMEOUT = 15.0
+
+
+class Problem(Exception):
+    """An HTTP error answer, raised anywhere and rendered once."""
+
+    def __init__(self, status: int, title: str, detail: str = "", fields: list | None = None,
+                 headers: dict | None = None):
+        super().__init__(detail or title)
+        self.status, self.title, self.detail = status, title, detail
+        self.fields, self.headers = fields or [], headers or {}
+
+    def response(self) -> Response:
+        body = {"type": "about:blank", "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if self.fields:
+            body["errors"] = self.fields
+        return Response(json.dumps(body, ensure_ascii=False), status=self.status,
+                        mimetype="application/problem+json", headers=self.headers)
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status,
+                    mimetype="application/json", headers=headers or {})
+
+
+def read_json(request: Request, media_types=("application/json",)) -> dict:
+    """The request's JSON object, within the size limit, or a Problem."""
+    if request.mimetype not in media_types:
+        raise Problem(415, "Unsupported media type", "send the body as application/json")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise Problem(413, "Body too large", f"at most {MAX_BODY} bytes")
+    raw = request.stream.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise Problem(413, "Body too large", f"at most {MAX_BODY} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, "Malformed JSON", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise Problem(400, "Malformed JSON", "the body must be a JSON object")
+    return data
+
+
+def validate(model: type[BaseModel], data: dict) -> BaseModel:
+    try:
+        return parse(model, data)
+    except ValidationError as exc:
+        raise Problem(422, "Validation failed", "some fields are not valid",
+                      fields=field_errors(exc)) from None
+
+
+def require_admin(request: Request, admin_key: str) -> None:
+    import hmac
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), admin_key.encode()):
+        raise Problem(401, "Unauthorized", "an organiser API key is required",
+                      headers={"WWW-Authenticate": 'Bearer realm="organisers"'})
+
+
+def is_admin(request: Request, admin_key: str) -> bool:
+    try:
+        require_admin(request, admin_key)
+        return True
+    except Problem:
+        return False
+
+
+def require_token(request: Request, secret_key: str, registration_id: str) -> None:
+    # Unknown id and wrong token look the same: nothing can be enumerated.
+    if not token_is_valid(secret_key, registration_id, request.args.get("token")):
+        raise Problem(404, "Not found", "no such registration")
+
+
+def call(method, *args, timeout: float = RPC_TIMEOUT, **kwargs):
+    """An RPC call that gives up: a service that does not answer is a 503."""
+    try:
+        with eventlet.Timeout(timeout):
+            return method(*args, **kwargs)
+    except eventlet.Timeout:
+        raise Problem(503, "Service unavailable", "the system is busy; try again",
+                      headers={"Retry-After": "2"}) from None
+    except DomainError as exc:
+        raise Problem(exc.status, exc.title, exc.detail, exc.fields) from None
+    except UnknownService:
+        raise Problem(503, "Service unavailable", "a service is not running yet",
+                      headers={"Retry-After": "5"}) from None
+    except RemoteError as exc:
+        if exc.exc_type in TRANSIENT_REMOTE_ERRORS:
+            raise Problem(503, "Service unavailable", "a database is briefly unavailable",
+                          headers={"Retry-After": "2"}) from exc
+        raise
+    except (OSError, ConnectionError, AMQPError, KombuError) as exc:
+        raise Problem(503, "Service unavailable", "the message broker cannot be reached",
+                      headers={"Retry-After": "5"}) from exc
+
+
+def int_arg(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Problem(400, "Bad query parameter", f"{name} must be a whole number",
+                      [{"field": name, "message": "not a whole number"}]) from None
+    if not low <= value <= high:
+        raise Problem(400, "Bad query parameter", f"{name} must be between {low} and {high}",
+                      [{"field": name, "message": f"between {low} and {high}"}])
+    return value

@@ -1,0 +1,167 @@
+// The registration page: posts the form to the API, shows errors next to their
+// fields, then waits for the decision and shows it.
+"use strict";
+
+const data = JSON.parse(document.getElementById("page-data").textContent);
+const form = document.getElementById("registration");
+const text = data.text;
+
+function formatTimes() {
+  // The attendee's zone: the one chosen in the form (preselected from the browser).
+  const browserZone = document.getElementById("timezone").value;
+  for (const time of document.querySelectorAll("time[data-event-zone]")) {
+    const when = new Date(time.getAttribute("datetime"));
+    // dateStyle cannot be combined with timeZoneName: name the parts instead.
+    const show = (zone) => new Intl.DateTimeFormat(data.lang, {
+      weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "numeric",
+      minute: "2-digit", timeZone: zone, timeZoneName: "short"}).format(when);
+    let label = show(time.dataset.eventZone);
+    if (browserZone && browserZone !== time.dataset.eventZone) {
+      label += " · " + show(browserZone);
+    }
+    time.textContent = label;
+  }
+}
+
+function preselectZone() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const select = document.getElementById("timezone");
+  if (zone && [...select.options].some((o) => o.value === zone)) select.value = zone;
+}
+
+function clearErrors() {
+  for (const p of form.querySelectorAll(".error")) { p.hidden = true; p.textContent = ""; }
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+function showError(field, message) {
+  const slot = document.getElementById(field + "-error");
+  const target = document.getElementById(field);
+  if (!slot) return false;
+  slot.textContent = message;
+  slot.hidden = false;
+  if (target) target.setAttribute("aria-invalid", "true");
+  return true;
+}
+
+function body() {
+  const result = {name: form.name.value.trim(), email: form.email.value.trim(),
+                  language: form.language.value, timezone: form.timezone.value,
+                  sessions: [...form.querySelectorAll("input[name=sessions]:checked")].map((i) => i.value),
+                  answers: {}};
+  if (form.country.value) result.country = form.country.value;
+  const category = form.querySelector("input[name=category]:checked");
+  if (category) result.category = category.value;
+  for (const el of form.querySelectorAll("[data-question]")) {
+    const slug = el.name.slice("answers.".length);
+    if (el.dataset.question === "boolean") result.answers[slug] = el.checked;
+    else if (el.value.trim()) result.answers[slug] = el.value.trim();
+  }
+  return result;
+}
+
+function localChecks(values) {
+  const problems = [];
+  if (!values.name) problems.push({field: "name", message: text.required});
+  if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(values.email)) problems.push({field: "email", message: text.bad_email});
+  if (!values.sessions.length) problems.push({field: "sessions", message: text.choose_session});
+  if (form.querySelector("input[name=category]") && !values.category) {
+    problems.push({field: "category", message: text.required});
+  }
+  for (const el of form.querySelectorAll("[data-question][required]")) {
+    if (!el.value.trim()) problems.push({field: el.id, message: text.required});
+  }
+  return problems;
+}
+
+function report(problems) {
+  let first = null;
+  for (const problem of problems) {
+    const field = problem.field === "body" ? null : problem.field;
+    if (field && showError(field, problem.message)) {
+      first = first || document.getElementById(field);
+    } else {
+      const general = document.getElementById("form-error");
+      general.textContent = problem.message;
+      general.hidden = false;
+    }
+  }
+  (first || document.getElementById("form-error")).focus();
+}
+
+function showOutcome(title, detail, link) {
+  const section = document.getElementById("outcome");
+  document.getElementById("outcome-title").textContent = title;
+  document.getElementById("outcome-text").textContent = detail || "";
+  const anchor = document.getElementById("outcome-link");
+  if (link) { anchor.href = link; anchor.hidden = false; }
+  section.hidden = false;
+  section.dataset.status = title;
+  document.getElementById("outcome-title").focus();
+}
+
+function describe(registration, links) {
+  const status = registration.status;
+  section().dataset.state = status;
+  if (status === "confirmed") return showOutcome(text.confirmed, text.confirmed_detail, links.manage);
+  if (status === "held") {
+    const deadline = new Intl.DateTimeFormat(data.lang, {dateStyle: "full", timeStyle: "short"})
+      .format(new Date(registration.hold_expires_at));
+    return showOutcome(text.held, text.held_detail.replace("{deadline}", deadline), links.manage);
+  }
+  if (status === "waitlisted") {
+    return showOutcome(text.waitlisted,
+                       text.waitlisted_detail.replace("{position}", registration.waitlist_position),
+                       links.manage);
+  }
+  if (status === "rejected") return showOutcome(text.rejected, text.rejected_detail);
+  return showOutcome(text.pending, text.pending_detail, links.manage);
+}
+
+function section() { return document.getElementById("outcome"); }
+
+async function waitForDecision(answer) {
+  for (let round = 0; round < 10; round++) {
+    const response = await fetch(answer.links.self + "&wait=20");
+    if (!response.ok) break;
+    const registration = await response.json();
+    describe(registration, answer.links);
+    if (registration.status !== "pending") return;
+  }
+}
+
+const idempotencyKey = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors();
+  const values = body();
+  const problems = localChecks(values);
+  if (problems.length) return report(problems);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const response = await fetch(data.endpoint, {
+      method: "POST", body: JSON.stringify(values),
+      headers: {"Content-Type": "application/json", "Idempotency-Key": idempotencyKey}});
+    const answer = await response.json();
+    if (response.status === 202) {
+      form.hidden = true;
+      describe({status: "pending"}, answer.links);
+      await waitForDecision(answer);
+      return;
+    }
+    if (response.status === 409) return report([{field: "email", message: text.already}]);
+    if (response.status === 422 && answer.errors) return report(answer.errors);
+    if (response.status === 429) return report([{field: "body", message: text.busy}]);
+    report([{field: "body", message: answer.detail || answer.title || text.busy}]);
+  } catch (error) {
+    report([{field: "body", message: text.busy}]);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+preselectZone();
+formatTimes();
+document.getElementById("timezone").addEventListener("change", formatTimes);

@@ -1,0 +1,82 @@
+"""The delivery log: every message to send, its state and its attempts.
+
+A message is queued in the same transaction as the event that caused it and
+keyed by its cause, so a twice-delivered event cannot queue it twice. Senders
+claim due rows with a lease (``sending`` until a deadline): a sender that dies
+mid-send leaves a lease that runs out, and the row is sent again. Failures
+back off exponentially and are never dropped: after the last retry the row is
+``failed`` in the log and counted in the metrics.
+"""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.db import is_sqlite
+
+from .models import deliveries
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 30                 # about a day of backing off
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def enqueue(session: Session, cause: str, kind: str, recipient: str, language: str,
+            content: dict, event_slug: str, registration_id: str | None,
+            channel: str = "email") -> bool:
+    """Queue one message for one cause; False if that cause already has one."""
+    if session.execute(select(deliveries.c.id).where(deliveries.c.cause == cause)).first():
+        return False
+    now = utcnow()
+    session.execute(deliveries.insert().values(
+        cause=cause, kind=kind, channel=channel, recipient=recipient, language=language,
+        content=content, event_slug=event_slug, registration_id=registration_id,
+        status="queued", attempts=0, next_attempt_at=now, created_at=now))
+    return True
+
+
+def claim_due(session: Session, limit: int = 50) -> list:
+    """Lease due messages to this sender (queued ones, and leases run out)."""
+    now = utcnow()
+    query = (select(deliveries).where(
+        or_(deliveries.c.status == "queued", deliveries.c.status == "sending"),
+        deliveries.c.next_attempt_at <= now).order_by(deliveries.c.id).limit(limit))
+    if not is_sqlite(session.get_bind()):
+        query = query.with_for_update(skip_locked=True)
+    rows = session.execute(query).all()
+    if rows:
+        session.execute(update(deliveries).where(deliveries.c.id.in_([r.id for r in rows]))
+                        .values(status="sending", next_attempt_at=now + LEASE))
+    return rows
+
+
+def mark_sent(session: Session, delivery_id: int) -> None:
+    session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
+        status="sent", sent_at=utcnow(), attempts=deliveries.c.attempts + 1, last_error=None))
+
+
+def mark_failed(session: Session, row, error: str, permanent: bool = False) -> bool:
+    """Record a failed attempt; True if it was the last one."""
+    attempts = row.attempts + 1
+    final = permanent or attempts >= MAX_ATTEMPTS
+    values = {"attempts": attempts, "last_error": error[:1000]}
+    if final:
+        values["status"] = "failed"
+    else:
+        values.update(status="queued", next_attempt_at=utcnow() + backoff(attempts))
+    session.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+    return final
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 s, 2 s, 4 s ... capped at an hour, with jitter so that a returning
+    server is not hit by every message at the same instant."""
+    seconds = min(MAX_BACKOFF.total_seconds(), 2 ** (attempts - 1))
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))

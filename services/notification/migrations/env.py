@@ -1,0 +1,4 @@
+from services.notification.models import metadata
+from shared.migrations_env import run
+
+run(metadata)

@@ -1,0 +1,100 @@
+"""Messages due later: reminders before each chosen session, and the notice
+that a registration is still being decided.
+
+Rather than patching rows on each change, ``reconcile`` compares what a
+registration's status and the event's sessions call for with what is pending
+and closes the gap. A reminder's cause includes its session's start, so a
+moved session cancels the old reminder and schedules a new one; a reminder
+that was already sent is never scheduled again.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared.db import is_sqlite
+from shared.schemas import EventSpec, parse_duration
+
+from .models import scheduled
+
+# "Registration received" goes out only if the decision takes longer than this.
+RECEIVED_NOTICE_AFTER = timedelta(seconds=float(os.environ.get("RECEIVED_NOTICE_SECONDS", "20")))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def reminder_cause(registration_id: str, session_slug: str, offset: str, starts_at: datetime) -> str:
+    return f"reminder:{registration_id}:{session_slug}:{offset}:{starts_at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def desired(event: EventSpec, registration_id: str, status: str, sessions: list[str],
+            now: datetime) -> dict:
+    """cause -> row values, for what this registration should have pending."""
+    wanted = {}
+    if status == "pending":
+        wanted[f"received:{registration_id}"] = {"kind": "received", "due_at": now + RECEIVED_NOTICE_AFTER}
+    if status == "confirmed":
+        for session in event.sessions:
+            if session.slug not in sessions:
+                continue
+            for offset in event.reminders:
+                due = session.starts_at - parse_duration(offset)
+                wanted[reminder_cause(registration_id, session.slug, offset, session.starts_at)] = {
+                    "kind": "reminder", "session_slug": session.slug,
+                    "session_starts_at": session.starts_at, "due_at": due}
+    return wanted
+
+
+def reconcile(session: Session, event: EventSpec, registration_id: str, status: str,
+              sessions: list[str], now: datetime | None = None) -> None:
+    now = now or utcnow()
+    wanted = desired(event, registration_id, status, sessions, now)
+    existing = {row.cause: row for row in session.execute(
+        select(scheduled.c.cause, scheduled.c.state, scheduled.c.kind)
+        .where(scheduled.c.registration_id == registration_id))}
+    stale = [cause for cause, row in existing.items() if row.state == "pending" and cause not in wanted]
+    if stale:
+        session.execute(update(scheduled).where(scheduled.c.cause.in_(stale)).values(state="cancelled"))
+    for cause, values in wanted.items():
+        if cause in existing:
+            continue
+        if values["kind"] == "reminder" and values["due_at"] <= now:
+            continue   # a reminder whose moment passed before the seat was given
+        session.execute(scheduled.insert().values(
+            cause=cause, registration_id=registration_id, event_slug=event.slug, state="pending",
+            created_at=now, **values))
+
+
+def claim_due(session: Session, now: datetime, limit: int = 200) -> list:
+    """Due rows, locked for this transaction (other replicas skip them)."""
+    query = (select(scheduled).where(scheduled.c.state == "pending", scheduled.c.due_at <= now)
+             .order_by(scheduled.c.due_at).limit(limit))
+    if not is_sqlite(session.get_bind()):
+        query = query.with_for_update(skip_locked=True)
+    return session.execute(query).all()
+
+
+def mark(session: Session, row_id: int, state: str) -> None:
+    session.execute(update(scheduled).where(scheduled.c.id == row_id).values(state=state))
+
+
+def pending_count(session: Session, now: datetime) -> tuple[int, int]:
+    """(due now or overdue, overdue by more than a minute): for the metrics."""
+    from sqlalchemy import func
+    due = session.execute(select(func.count()).select_from(scheduled).where(
+        scheduled.c.state == "pending", scheduled.c.due_at <= now)).scalar_one()
+    late = session.execute(select(func.count()).select_from(scheduled).where(
+        scheduled.c.state == "pending", scheduled.c.due_at <= now - timedelta(minutes=1))).scalar_one()
+    return due, late
+
+
+def moved_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    old = {s.slug: (s.starts_at, s.ends_at) for s in before.sessions}
+    return [s.slug for s in after.sessions
+            if s.slug in old and old[s.slug] != (s.starts_at, s.ends_at)]
+

@@ -1,0 +1,100 @@
+"""Organisers' webhooks: every registration status change of an event, as
+JSON, signed with HMAC-SHA256, retried with backoff like any other delivery.
+
+Receivers verify ``X-Signature-256: sha256=<hex>`` over the raw body with the
+secret returned when the webhook was registered, and use ``X-Delivery-Id``
+(stable across retries) to ignore a repeat.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from shared.contracts import RegistrationStatusChanged
+from shared.errors import NotFound
+
+from . import deliveries
+from .models import webhooks
+
+TIMEOUT = 10.0
+
+
+class PermanentWebhookFailure(Exception):
+    """The receiver said the hook is gone (410) or the hook was deleted."""
+
+
+def add(session: Session, slug: str, url: str) -> dict:
+    row = {"id": uuid.uuid4().hex, "event_slug": slug, "url": url,
+           "secret": secrets.token_urlsafe(32), "created_at": datetime.now(timezone.utc)}
+    session.execute(webhooks.insert().values(**row))
+    return {**row, "created_at": row["created_at"].isoformat()}
+
+
+def list_for(session: Session, slug: str) -> list[dict]:
+    return [{"id": r.id, "url": r.url, "created_at": r.created_at.isoformat()}
+            for r in session.execute(select(webhooks).where(webhooks.c.event_slug == slug))]
+
+
+def remove(session: Session, slug: str, hook_id: str) -> None:
+    result = session.execute(delete(webhooks).where(webhooks.c.id == hook_id,
+                                                    webhooks.c.event_slug == slug))
+    if result.rowcount == 0:
+        raise NotFound("no such webhook")
+
+
+def queue_status_change(session: Session, change: RegistrationStatusChanged) -> int:
+    """One delivery per webhook of the event for this status change."""
+    hooks = session.execute(select(webhooks.c.id, webhooks.c.url).where(
+        webhooks.c.event_slug == change.event_slug)).all()
+    payload = {
+        "type": "registration.status_changed",
+        "event": change.event_slug,
+        "registration": {
+            "id": change.registration_id, "status": change.status,
+            "previous_status": change.previous_status, "cause": change.cause,
+            "sequence": change.status_seq, "waitlist_position": change.waitlist_position,
+            "hold_expires_at": change.hold_expires_at.isoformat() if change.hold_expires_at else None,
+            "attendee": change.attendee.model_dump(mode="json"),
+        },
+    }
+    queued = 0
+    for hook in hooks:
+        cause = f"webhook:{hook.id}:{change.registration_id}:{change.status_seq}"
+        content = {"hook_id": hook.id, "payload": {**payload, "delivery_id": cause}}
+        queued += deliveries.enqueue(session, cause, "status_changed", hook.url, "", content,
+                                     change.event_slug, change.registration_id, channel="webhook")
+    return queued
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post(session_factory, row) -> None:
+    """POST one delivery; raises on failure (the caller retries with backoff)."""
+    from shared.db import transaction
+    with transaction(session_factory) as session:
+        secret = session.execute(select(webhooks.c.secret).where(
+            webhooks.c.id == row.content["hook_id"])).scalar()
+    if secret is None:
+        raise PermanentWebhookFailure("the webhook was deleted")
+    body = json.dumps(row.content["payload"], ensure_ascii=False).encode()
+    request = urllib.request.Request(row.recipient, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "event-registration-webhooks",
+        "X-Delivery-Id": row.cause, "X-Signature-256": signature(secret, body)})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 410:
+            raise PermanentWebhookFailure("410 Gone") from None
+        raise

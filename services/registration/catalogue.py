@@ -1,0 +1,104 @@
+"""The event catalogue: creating, changing and reading events.
+
+Every change is published as ``event.published`` with the whole document, so
+capacity and notification keep their own copies and never ask for it.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared.contracts import EventPublished
+from shared.errors import Conflict, NotFound
+from shared.schemas import EventSpec, parse
+
+from .models import events
+
+PUBLIC_FIELDS = ("slug", "title", "timezone", "languages", "format", "venue", "capacity",
+                 "waitlist", "confirmation_window", "categories", "sessions", "questions")
+
+
+def create_event(session: Session, outbox, spec: EventSpec) -> dict:
+    if session.execute(select(events.c.slug).where(events.c.slug == spec.slug)).first():
+        raise Conflict(f"an event with slug {spec.slug!r} exists", [{"field": "slug",
+                                                                     "message": "already taken"}])
+    now = datetime.now(timezone.utc)
+    document = spec.model_dump(mode="json")
+    session.execute(events.insert().values(slug=spec.slug, spec=document, revision=1,
+                                           created_at=now, updated_at=now))
+    outbox.add(session, EventPublished(event=spec, revision=1))
+    return document
+
+
+_parsed: dict[tuple[str, int], EventSpec] = {}
+
+
+def load_event(session: Session, slug: str, lock: bool = False) -> tuple[EventSpec, int]:
+    query = select(events.c.spec, events.c.revision).where(events.c.slug == slug)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    if row is None:
+        raise NotFound(f"no event {slug!r}")
+    # A revision never changes once written, so its parsed form can be kept.
+    key = (slug, row.revision)
+    if key not in _parsed:
+        if len(_parsed) > 1000:
+            _parsed.clear()
+        _parsed[key] = parse(EventSpec, row.spec)
+    return _parsed[key], row.revision
+
+
+def replace_event(session: Session, outbox, spec: EventSpec, revision: int) -> dict:
+    document = spec.model_dump(mode="json")
+    session.execute(update(events).where(events.c.slug == spec.slug).values(
+        spec=document, revision=revision + 1, updated_at=datetime.now(timezone.utc)))
+    outbox.add(session, EventPublished(event=spec, revision=revision + 1))
+    return document
+
+
+def public_view(spec: EventSpec) -> dict:
+    document = spec.model_dump(mode="json")
+    return {key: document[key] for key in PUBLIC_FIELDS}
+
+
+
+def update_event(session: Session, outbox, slug: str, changes: dict, used_choices: dict) -> dict:
+    """Apply a partial change (top-level fields replaced) and republish.
+
+    ``used_choices`` maps "sessions"/"categories"/"languages" to the values
+    registrations already use: those cannot disappear from under them.
+    """
+    from pydantic import ValidationError
+
+    from shared.errors import Invalid
+    from shared.schemas import field_errors, parse
+
+    spec, revision = load_event(session, slug, lock=True)
+    if "slug" in changes and changes["slug"] != slug:
+        raise Invalid("the slug of an event cannot change", [{"field": "slug", "message": "fixed"}])
+    document = {**spec.model_dump(mode="json"), **changes}
+    try:
+        updated = parse(EventSpec, document)
+    except ValidationError as exc:
+        raise Invalid("the changed event is not valid", field_errors(exc)) from None
+    problems = _removed_in_use(updated, used_choices)
+    if problems:
+        raise Conflict("registrations still use what the change removes", problems)
+    if updated == spec:
+        return document
+    return replace_event(session, outbox, updated, revision)
+
+
+def _removed_in_use(spec: EventSpec, used: dict) -> list:
+    present = {"sessions": {s.slug for s in spec.sessions},
+               "categories": {c.slug for c in spec.categories},
+               "languages": set(spec.languages)}
+    problems = []
+    for field, values in used.items():
+        missing = sorted(set(values) - present[field])
+        if missing:
+            problems.append({"field": field, "message": f"in use by registrations: {', '.join(missing)}"})
+    return problems

@@ -1,0 +1,4 @@
+from services.registration.models import metadata
+from shared.migrations_env import run
+
+run(metadata)

@@ -1,0 +1,59 @@
+"""Tables of the registration service: the event catalogue and registrations."""
+from sqlalchemy import (JSON, Column, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, text)
+
+from shared.db import UTCDateTime
+from shared.inbox import inbox_table
+from shared.outbox import outbox_table
+
+metadata = MetaData()
+
+events = Table(
+    "events", metadata,
+    Column("slug", String(80), primary_key=True),
+    Column("spec", JSON, nullable=False),           # the validated EventSpec document
+    Column("revision", Integer, nullable=False),    # bumped on every change
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ACTIVE = "status IN ('pending', 'held', 'confirmed', 'waitlisted')"
+
+registrations = Table(
+    "registrations", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("event_slug", String(80), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("email_key", String(254), nullable=False),   # lower-cased, for uniqueness
+    Column("language", String(8), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("country", String(2)),
+    Column("category", String(80)),
+    Column("sessions", JSON, nullable=False),
+    Column("answers", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_seq", Integer, nullable=False),      # numbers status changes
+    Column("decision_seq", Integer, nullable=False),    # last seat decision applied
+    Column("waitlist_position", Integer),
+    Column("hold_expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # One active registration per address and event, enforced by the database.
+    Index("uq_active_registration", "event_slug", "email_key", unique=True,
+          sqlite_where=text(ACTIVE), postgresql_where=text(ACTIVE)),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("event_slug", String(80), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("registration_id", String(32), nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("registration_id"),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

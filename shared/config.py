@@ -1,0 +1,126 @@
+"""Configuration from environment variables, each with a working default.
+
+The SPEC fixes the variable names. Secrets that have no value in the
+environment are generated once and kept under ``var/`` so that every process of
+one installation (and every restart) agrees on them.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+SERVICES = ("gateway", "registration", "capacity", "notification")
+DEFAULT_METRICS_PORTS = {"gateway": 9100, "registration": 9101, "capacity": 9102, "notification": 9103}
+
+
+def var_dir() -> Path:
+    path = Path(os.environ.get("VAR_DIR", "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stored_secret(name: str, env_var: str) -> str:
+    """The value of ``env_var``, else a secret generated once under var/.
+
+    Creation uses O_EXCL so that four services started together agree on one
+    value instead of racing to write four.
+    """
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    path = var_dir() / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        value = path.read_text().strip()
+        if value:
+            return value
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError:
+        raise SystemExit(f"error: {name}={raw!r} is not a whole number")
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    amqp_uri: str
+    gateway_address: str
+    database_url: str | None
+    smtp_host: str
+    smtp_port: int
+    smtp_from: str
+    public_base_url: str
+    metrics_port: int
+    reminder_poll_seconds: float
+    rate_limit_per_minute: int
+    cors_allowed_origins: tuple[str, ...]
+    trust_forwarded_for: bool
+
+    @classmethod
+    def from_env(cls, service: str) -> "Settings":
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}")
+        database_url = None
+        if service != "gateway":
+            database_url = os.environ.get(
+                f"{service.upper()}_DATABASE_URL", f"sqlite:///{var_dir()}/{service}.db"
+            )
+        return cls(
+            service=service,
+            amqp_uri=os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/"),
+            gateway_address=os.environ.get("GATEWAY_ADDRESS", "0.0.0.0:8000"),
+            database_url=database_url,
+            smtp_host=os.environ.get("SMTP_HOST", "localhost"),
+            smtp_port=_int("SMTP_PORT", 1025),
+            smtp_from=os.environ.get("SMTP_FROM", "events@localhost"),
+            public_base_url=os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
+            metrics_port=_int("METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
+            reminder_poll_seconds=float(os.environ.get("REMINDER_POLL_SECONDS") or 5),
+            rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 120),
+            cors_allowed_origins=tuple(o.strip().rstrip("/") for o in
+                                       os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",")
+                                       if o.strip()),
+            trust_forwarded_for=os.environ.get("TRUST_FORWARDED_FOR", "") in ("1", "true", "yes"),
+        )
+
+    @property
+    def admin_api_key(self) -> str:
+        return stored_secret("admin_api_key", "ADMIN_API_KEY")
+
+    @property
+    def secret_key(self) -> str:
+        return stored_secret("secret_key", "SECRET_KEY")
+
+    def nameko_config(self) -> dict:
+        """The dict nameko's container reads; our own keys ride along in it."""
+        return {
+            "AMQP_URI": self.amqp_uri,
+            "WEB_SERVER_ADDRESS": self.gateway_address,
+            "serializer": "json",
+            # HTTP requests that wait for a decision hold a worker each; green
+            # threads are cheap, so the gateway gets many.
+            "max_workers": 200 if self.service == "gateway" else 10,
+            "PARENT_CALLS_TRACKED": 10,
+            "SETTINGS": self,
+        }

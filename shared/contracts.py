@@ -1,0 +1,135 @@
+"""Message contracts: the only thing the services share.
+
+Every message is an envelope ``{message_id, type, version, occurred_at,
+correlation_id, data}``. ``message_id`` is the stable id consumers record to
+stay idempotent (nameko sets no AMQP message id of its own). A consumer accepts
+the versions it knows and refuses the rest loudly, which sends the message to
+the dead-letter queue instead of misreading it.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.schemas import EventSpec
+
+# Event types, published on "<source service>.events" with the type as routing key.
+EVENT_PUBLISHED = "event.published"                    # registration -> capacity, notification
+REGISTRATION_REQUESTED = "registration.requested"      # registration -> capacity
+REGISTRATION_CANCELLED = "registration.cancelled"      # registration -> capacity
+REGISTRATION_CONFIRMED = "registration.confirmed"      # registration -> capacity (hold confirmed)
+REGISTRATION_STATUS_CHANGED = "registration.status_changed"  # registration -> notification
+SEAT_DECIDED = "seat.decided"                          # capacity -> registration
+
+Status = Literal["pending", "held", "confirmed", "waitlisted", "rejected", "cancelled", "expired"]
+ACTIVE_STATUSES = ("pending", "held", "confirmed", "waitlisted")
+SEATED_STATUSES = ("held", "confirmed")
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+
+class EventPublished(Contract):
+    TYPE: ClassVar[str] = EVENT_PUBLISHED
+    event: EventSpec
+    revision: int
+
+
+class RegistrationRequested(Contract):
+    TYPE: ClassVar[str] = REGISTRATION_REQUESTED
+    registration_id: str
+    event_slug: str
+    category: str | None
+    sessions: list[str]
+    requested_at: datetime
+
+
+class RegistrationCancelled(Contract):
+    TYPE: ClassVar[str] = REGISTRATION_CANCELLED
+    registration_id: str
+    event_slug: str
+
+
+class RegistrationConfirmed(Contract):
+    TYPE: ClassVar[str] = REGISTRATION_CONFIRMED
+    registration_id: str
+    event_slug: str
+
+
+class SeatDecided(Contract):
+    """Capacity's word on one registration; ``decision_seq`` orders the words."""
+    TYPE: ClassVar[str] = SEAT_DECIDED
+    registration_id: str
+    event_slug: str
+    outcome: Literal["confirmed", "held", "waitlisted", "rejected", "expired", "released"]
+    decision_seq: int
+    promoted: bool = False
+    waitlist_position: int | None = None
+    hold_expires_at: datetime | None = None
+    reason: str | None = None
+
+
+class Attendee(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    email: str
+    language: str
+    timezone: str | None
+    country: str | None
+    category: str | None
+    sessions: list[str]
+
+
+class RegistrationStatusChanged(Contract):
+    """Carries everything a message to the attendee needs, so notification
+    never has to ask registration for it. ``status_seq`` numbers the changes of
+    one registration: (registration_id, status_seq) is the cause of a message."""
+    TYPE: ClassVar[str] = REGISTRATION_STATUS_CHANGED
+    registration_id: str
+    event_slug: str
+    status: Status
+    previous_status: Status | None
+    status_seq: int
+    cause: str
+    attendee: Attendee
+    waitlist_position: int | None = None
+    hold_expires_at: datetime | None = None
+    links: dict[str, str]
+
+
+CONTRACTS = {c.TYPE: c for c in
+             (EventPublished, RegistrationRequested, RegistrationCancelled,
+              RegistrationConfirmed, SeatDecided, RegistrationStatusChanged)}
+
+
+class UnknownContract(Exception):
+    """A message of a type or version this code does not understand."""
+
+
+def envelope(message: Contract, correlation_id: str | None = None) -> dict:
+    return {
+        "message_id": uuid.uuid4().hex,
+        "type": message.TYPE,
+        "version": message.VERSION,
+        "occurred_at": datetime.now(timezone.utc).isoformat(),
+        "correlation_id": correlation_id,
+        "data": message.model_dump(mode="json"),
+    }
+
+
+def open_envelope(body: dict, expected: type[Contract]) -> tuple[str, Contract]:
+    """(message_id, contract) from a received body, or UnknownContract."""
+    if not isinstance(body, dict) or "message_id" not in body:
+        raise UnknownContract(f"not an envelope: {str(body)[:200]}")
+    kind, version = body.get("type"), body.get("version")
+    if kind != expected.TYPE or version != expected.VERSION:
+        raise UnknownContract(f"expected {expected.TYPE} v{expected.VERSION}, got {kind} v{version}")
+    # JSON rules (datetimes from strings), as the schemas are strict.
+    return body["message_id"], expected.model_validate_json(json.dumps(body["data"]))

@@ -1,0 +1,159 @@
+"""Database helpers: engines that are safe under eventlet, transactions, migrations.
+
+SQLite is the embedded default: one connection per process (green threads
+queue for it instead of deadlocking on the file lock) and every transaction
+starts with BEGIN IMMEDIATE so that writers across processes serialize instead
+of failing on lock upgrades. PostgreSQL uses psycopg2 made green by psycogreen
+(patched by the runner); a plain ``postgresql://`` URL selects it.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from pathlib import Path
+
+from nameko.extensions import DependencyProvider
+from datetime import timezone
+
+from sqlalchemy import DateTime, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always read back as an aware datetime.
+
+    SQLite keeps no offset: without this, 10:00+03:00 would come back as
+    10:00 and be taken for UTC."""
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: give it a time zone")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size,
+                         pool_pre_ping=True, pool_recycle=1800)
+
+
+def _sqlite_engine(url) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                           connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Take transaction control away from pysqlite so BEGIN IMMEDIATE works.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextlib.contextmanager
+def transaction(session_factory: sessionmaker):
+    """One unit of work: committed on success, rolled back on any error."""
+    session: Session = session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def ping(session_factory: sessionmaker) -> bool:
+    """Readiness: the database answers a query."""
+    with transaction(session_factory) as session:
+        session.execute(text("SELECT 1"))
+    return True
+
+
+def check_reachable(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def run_migrations(engine: Engine, migrations_dir: Path) -> None:
+    """Bring the schema to the newest Alembic revision.
+
+    Replicas start together, so upgrades are serialized: an advisory lock on
+    PostgreSQL, a file lock beside the SQLite database.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    with _migration_lock(engine):
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine):
+    if is_sqlite(engine):
+        lock_path = f"{engine.url.database or 'memory'}.migrate.lock"
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(724201)"))
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(724201)"))
+            connection.commit()
+
+
+class Database(DependencyProvider):
+    """Gives each worker the service's session factory.
+
+    Workers open their own transactions with ``transaction(self.db)`` so that a
+    state change is committed inside the service method, before nameko acks.
+    """
+
+    def setup(self):
+        settings = self.container.config["SETTINGS"]
+        pool_size = max(10, self.container.config.get("max_workers", 10))
+        self.engine = make_engine(settings.database_url, pool_size=pool_size)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    def stop(self):
+        self.engine.dispose()
+
+    def get_dependency(self, worker_ctx):
+        return self.session_factory

@@ -1,0 +1,47 @@
+"""Domain errors that cross the RPC boundary as themselves.
+
+nameko re-raises a registered exception type on the caller's side, so the
+gateway can turn each into its HTTP problem without parsing strings.
+"""
+from nameko.exceptions import deserialize_to_instance
+
+
+class DomainError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, fields: list | None = None):
+        super().__init__(detail, fields or [])
+        self.detail = detail
+        self.fields = fields or []
+
+
+@deserialize_to_instance
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+@deserialize_to_instance
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+@deserialize_to_instance
+class Invalid(DomainError):
+    """The request is well-formed but its content is wrong; ``fields`` says where."""
+    status = 422
+    title = "Validation failed"
+
+
+@deserialize_to_instance
+class NotAllowed(DomainError):
+    """The action does not fit the registration's current state."""
+    status = 409
+    title = "Not allowed in this state"
+
+
+class NotYet(Exception):
+    """A message that depends on another one that has not arrived yet (a
+    registration for an event not yet described, say). Retried quietly."""

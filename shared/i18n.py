@@ -1,0 +1,24 @@
+"""Translation catalogs: Babel .po files read as they are committed (no
+compile step for a fresh checkout), one per language and folder."""
+from __future__ import annotations
+
+import gettext
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+
+@lru_cache(maxsize=None)
+def translations(locales: Path, language: str):
+    catalog = locales / language / "LC_MESSAGES" / "messages.po"
+    if not catalog.exists():
+        return gettext.NullTranslations()
+    with open(catalog, "rb") as handle:
+        buffer = BytesIO()
+        write_mo(buffer, read_po(handle, locale=language))
+    buffer.seek(0)
+    return Translations(buffer)

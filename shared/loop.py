@@ -1,0 +1,70 @@
+"""A background loop owned by a nameko dependency: runs ``tick()`` when woken
+and at least every ``interval`` seconds, stops cleanly with the container."""
+from __future__ import annotations
+
+import logging
+
+import eventlet
+from eventlet.event import Event
+from nameko.extensions import DependencyProvider
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundLoop(DependencyProvider):
+    interval = 1.0
+    database_attr = "db"
+
+    def setup(self):
+        self._wake = Event()
+        self._running = False
+        self._thread = None
+
+    def start(self):
+        self._running = True
+        self._thread = self.container.spawn_managed_thread(self._loop)
+
+    def stop(self):
+        self._running = False
+        self.wake()
+        if self._thread is not None:
+            self._thread.wait()
+
+    def kill(self):
+        self._running = False
+        if self._thread is not None:
+            self._thread.kill()
+
+    def wake(self):
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def wake_after_worker(self):
+        """Run the loop as soon as the current worker is done (and has
+        committed what the loop is to pick up)."""
+        self._wake_requested = True
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        if getattr(self, "_wake_requested", False):
+            self._wake_requested = False
+            self.wake()
+
+    def session_factory(self):
+        database = next(dep for dep in self.container.dependencies
+                        if getattr(dep, "attr_name", None) == self.database_attr)
+        return database.session_factory
+
+    def _loop(self):
+        while self._running:
+            with eventlet.Timeout(self.interval, False):
+                self._wake.wait()
+            self._wake = Event()
+            try:
+                self.tick()
+            except Exception as exc:   # a broker, database or SMTP hiccup: next round
+                log.warning("%s of %s paused: %s", type(self).__name__,
+                            self.container.service_name, exc)
+                eventlet.sleep(self.interval)
+
+    def tick(self):
+        raise NotImplementedError

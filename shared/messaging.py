@@ -1,0 +1,143 @@
+"""A nameko event handler that never drops a message it failed to process.
+
+nameko's own ``@event_handler`` acks a message whose handler raised (or, with
+``requeue_on_error``, requeues it at once, looping hot on a poison message).
+This one, on failure, republishes the message to a delay queue whose
+dead-letter route leads back to the handler's queue, with growing delays,
+and after the last attempt parks it in ``<queue>.dead``. The original is acked
+only after the copy is confirmed by the broker. ``python -m shared.deadletters``
+lists and replays parked messages.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from kombu import Exchange, Queue
+from nameko.amqp.publish import Publisher
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
+from nameko.events import EventHandler
+from nameko.rpc import Rpc
+
+from shared import metrics
+from shared.errors import NotYet
+
+log = logging.getLogger(__name__)
+
+def retry_delays() -> tuple[float, ...]:
+    """Seconds before each retry; then the dead-letter queue. Tests shorten
+    them with HANDLER_RETRY_DELAYS="0.2,0.2"."""
+    raw = os.environ.get("HANDLER_RETRY_DELAYS", "1,5,30,120")
+    return tuple(float(part) for part in raw.split(",") if part.strip())
+
+ATTEMPT_HEADER = "x-delivery-attempt"
+DEFAULT_EXCHANGE = Exchange("", type="direct")
+
+
+def queue_type() -> str:
+    """classic (default) or quorum: see docs/reliability.md. Changing it for
+    existing queues means draining and deleting them first."""
+    kind = os.environ.get("EVENT_QUEUE_TYPE", "classic")
+    if kind not in ("classic", "quorum"):
+        raise SystemExit(f"error: EVENT_QUEUE_TYPE={kind!r}: use classic or quorum")
+    return kind
+
+
+def _type_arguments() -> dict:
+    return {"x-queue-type": "quorum"} if queue_type() == "quorum" else {}
+
+
+def retry_queue(queue_name: str, level: int, delay: float) -> Queue:
+    return Queue(f"{queue_name}.retry.{level}", exchange=DEFAULT_EXCHANGE,
+                 routing_key=f"{queue_name}.retry.{level}", durable=True,
+                 queue_arguments={"x-message-ttl": int(delay * 1000),
+                                  "x-dead-letter-exchange": "",
+                                  "x-dead-letter-routing-key": queue_name, **_type_arguments()})
+
+
+def dead_letter_queue(queue_name: str) -> Queue:
+    return Queue(f"{queue_name}.dead", exchange=DEFAULT_EXCHANGE,
+                 routing_key=f"{queue_name}.dead", durable=True,
+                 queue_arguments=_type_arguments())
+
+
+class ReliableEventHandler(EventHandler):
+    def __init__(self, source_service, event_type, **kwargs):
+        # NotYet is routine (a message that overtook the one it needs): no traceback.
+        kwargs.setdefault("expected_exceptions", (NotYet,))
+        super().__init__(source_service, event_type, **kwargs)
+
+    def setup(self):
+        super().setup()
+        if queue_type() == "quorum":
+            self.queue.queue_arguments = {**(self.queue.queue_arguments or {}), **_type_arguments()}
+        self.publisher = Publisher(self.container.config["AMQP_URI"], use_confirms=True,
+                                   mandatory=True)
+        self.retry_delays = retry_delays()
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is not None:
+            try:
+                self._park_for_retry(message, exc_info[1])
+            except Exception:
+                # Could not hand the message on: leave it unacked; the broker
+                # redelivers it when this connection goes.
+                log.exception("could not schedule a retry of a message from %s", self.queue.name)
+                self._settle(self.queue_consumer.requeue_message, message)
+                return
+        self._settle(self.queue_consumer.ack_message, message)
+
+    def _settle(self, action, message):
+        """Ack or requeue; on a connection the broker just dropped that fails,
+        which must not end the service: the broker redelivers the unacked
+        message and the inbox recognises it."""
+        try:
+            action(message)
+        except (OSError, KombuError, AMQPError) as exc:
+            log.warning("could not settle a message from %s (broker away?): %s", self.queue.name, exc)
+
+    def _park_for_retry(self, message, error):
+        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1))
+        headers = dict(message.headers or {})
+        headers[ATTEMPT_HEADER] = attempt + 1
+        headers["x-last-error"] = f"{type(error).__name__}: {error}"[:500]
+        service = self.container.service_name
+        if attempt <= len(self.retry_delays):
+            target = retry_queue(self.queue.name, attempt, self.retry_delays[attempt - 1])
+            log.log(logging.INFO if isinstance(error, NotYet) else logging.WARNING,
+                    "%s failed (attempt %d), retrying in %ss: %s", self.queue.name, attempt,
+                    self.retry_delays[attempt - 1], error)
+            metrics.HANDLER_RETRIES.labels(service, self.event_type).inc()
+        else:
+            headers[ATTEMPT_HEADER] = attempt        # in the dead-letter queue: attempts made
+            target = dead_letter_queue(self.queue.name)
+            log.error("%s failed %d times, parked in %s: %s", self.queue.name, attempt,
+                      target.name, error)
+            metrics.DEAD_LETTERS.labels(service, self.event_type).inc()
+        self.publisher.publish(message.body, exchange=DEFAULT_EXCHANGE, routing_key=target.name,
+                               declare=[target], headers=headers,
+                               content_type=message.content_type,
+                               content_encoding=message.content_encoding,
+                               serializer=None)
+
+
+event_handler = ReliableEventHandler.decorator
+
+
+class ReliableRpc(Rpc):
+    """nameko's @rpc, except that a reply that cannot be sent because the
+    broker went away does not kill the whole service (nameko lets that error
+    end the container). The work is committed; the caller times out and
+    retries, with its Idempotency-Key where it matters; the request, unacked
+    on a dead channel, is redelivered and finds its work done."""
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        except (OSError, KombuError, AMQPError) as exc:
+            log.warning("could not reply to %s (broker away?): %s", worker_ctx.call_id, exc)
+            return result, exc_info
+
+
+rpc = ReliableRpc.decorator

@@ -1,0 +1,115 @@
+"""Seat decisions against a real (SQLite) database."""
+import json
+from datetime import datetime, timezone
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy import select
+
+from services.capacity import seats
+from services.capacity.models import outbox as outbox_table
+from services.capacity.models import reservations, seat_pools
+from services.capacity.service import Service
+from shared.contracts import (RegistrationCancelled, RegistrationRequested, SeatDecided,
+                              envelope)
+from shared.db import transaction
+from shared.outbox import Outbox
+from shared.schemas import EventSpec
+from tests.conftest import RecordingOutbox
+from tests.harness import event_document
+
+
+@pytest.fixture
+def db(service_db):
+    return service_db("capacity")
+
+
+@pytest.fixture
+def outbox():
+    return RecordingOutbox(outbox_table)
+
+
+def describe(db, outbox, revision=1, **fields):
+    spec = EventSpec.model_validate_json(json.dumps(event_document(slug="conf", **fields)))
+    with transaction(db) as session:
+        seats.apply_event(session, outbox, spec, revision)
+    return spec
+
+
+def ask(db, outbox, registration_id, category=None, sessions=("day-1",)):
+    message = RegistrationRequested(registration_id=registration_id, event_slug="conf",
+                                    category=category, sessions=list(sessions),
+                                    requested_at=datetime.now(timezone.utc))
+    with transaction(db) as session:
+        seats.reserve(session, outbox, message)
+
+
+def cancel(db, outbox, registration_id):
+    with transaction(db) as session:
+        seats.release(session, outbox, RegistrationCancelled(registration_id=registration_id,
+                                                             event_slug="conf"))
+
+
+def decisions(outbox, registration_id=None):
+    return [(d.registration_id, d.outcome, d.waitlist_position) for d in outbox.of_type(SeatDecided)
+            if registration_id in (None, d.registration_id)]
+
+
+def test_seats_then_waiting_list_in_order(db, outbox):
+    describe(db, outbox, capacity=2)
+    for name in ("a", "b", "c", "d"):
+        ask(db, outbox, name)
+    assert decisions(outbox) == [("a", "confirmed", None), ("b", "confirmed", None),
+                                 ("c", "waitlisted", 1), ("d", "waitlisted", 2)]
+
+
+def test_a_cancellation_promotes_the_first_waiting_exactly_once(db, outbox):
+    describe(db, outbox, capacity=1)
+    for name in ("a", "b", "c"):
+        ask(db, outbox, name)
+    cancel(db, outbox, "a")
+    cancel(db, outbox, "a")
+    promoted = [d for d in outbox.of_type(SeatDecided) if d.promoted]
+    assert [(d.registration_id, d.outcome) for d in promoted] == [("b", "confirmed")]
+    with transaction(db) as session:
+        assert seats.waitlist_position(session, "c") == 1
+        used = session.execute(select(seat_pools.c.used).where(seat_pools.c.pool == "event")).scalar()
+    assert used == 1
+
+
+def test_without_a_waiting_list_a_full_event_rejects(db, outbox):
+    describe(db, outbox, capacity=1, waitlist=False)
+    ask(db, outbox, "a")
+    ask(db, outbox, "b")
+    assert decisions(outbox, "b") == [("b", "rejected", None)]
+
+
+def test_a_cancellation_that_overtakes_its_request_settles_it(db, outbox):
+    describe(db, outbox, capacity=1)
+    cancel(db, outbox, "early")
+    ask(db, outbox, "early")
+    assert decisions(outbox) == []
+    ask(db, outbox, "next")
+    assert decisions(outbox) == [("next", "confirmed", None)]
+
+
+def test_raising_capacity_promotes(db, outbox):
+    describe(db, outbox, capacity=1)
+    for name in ("a", "b", "c"):
+        ask(db, outbox, name)
+    describe(db, outbox, revision=2, capacity=2)
+    describe(db, outbox, revision=1, capacity=1)    # an old description changes nothing
+    assert [d.registration_id for d in outbox.of_type(SeatDecided) if d.promoted] == ["b"]
+
+
+def test_the_handler_applies_a_twice_delivered_message_once(db):
+    describe(db, RecordingOutbox(outbox_table), capacity=5)
+    service = worker_factory(Service, db=db, outbox=Outbox(outbox_table, None, lambda: None))
+    body = envelope(RegistrationRequested(registration_id="r1", event_slug="conf", category=None,
+                                          sessions=["day-1"], requested_at=datetime.now(timezone.utc)))
+    service.on_registration_requested(body)
+    service.on_registration_requested(body)
+    with transaction(db) as session:
+        assert len(session.execute(select(reservations)).all()) == 1
+        published = session.execute(select(outbox_table.c.event_type)).scalars().all()
+    assert published.count("seat.decided") == 1

@@ -1,0 +1,192 @@
+"""A registration rush while things break.
+
+600 attempts for 200 seats on PostgreSQL, two replicas each of capacity and
+notification. During the rush: one replica of each is SIGKILLed and fresh ones
+started; the RabbitMQ application is stopped and started (the gateway answers
+503 meanwhile; clients retry with their Idempotency-Key); the SMTP server goes
+away; every database connection is cut. Afterwards: exactly 200 seats given,
+every attempt registered once and decided, every attendee told exactly once,
+the outboxes drained and every delivery sent."""
+import json
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+import pytest
+import requests
+
+from tests.harness import Stack, rabbitmqctl, require_postgres, wait_until
+
+ATTEMPTS, SEATS, CLIENTS = 600, 200, 40
+DATABASES = ("registration", "capacity", "notification")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    require_postgres()
+    if subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True).returncode != 0:
+        pytest.fail("the local RabbitMQ cannot be controlled with rabbitmqctl")
+    stack = Stack(tmp_path_factory.mktemp("faults"), database="postgres", extra_env={
+        "HANDLER_RETRY_DELAYS": "0.5,1,2,4,8,8,8,8", "RECEIVED_NOTICE_SECONDS": "3600",
+        "STARTUP_WAIT_SECONDS": "30"})
+    try:
+        stack.start()
+        stack.start_service("capacity")
+        stack.start_service("notification")
+        stack.wait_ready()
+        yield stack
+    finally:
+        try:
+            rabbitmqctl("start_app")          # whatever happened, leave the broker running
+        except Exception:
+            pass
+        stack.stop()
+
+
+class Faults:
+    """Injects the faults on a timeline and records what it did."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.log = []
+        self.broker_back_at = None
+
+    def note(self, what):
+        self.log.append((round(time.monotonic() - self.started, 1), what))
+
+    def run(self):
+        self.started = time.monotonic()
+        time.sleep(3)
+        for name in ("capacity", "notification"):
+            victim = next(p for p in self.stack.processes if p.name == name and p.alive())
+            victim.kill()
+            self.note(f"SIGKILL {name}")
+            self.stack.start_service(name)
+            self.note(f"started a fresh {name}")
+        time.sleep(4)
+        rabbitmqctl("stop_app")
+        self.note("RabbitMQ application stopped")
+        time.sleep(6)
+        rabbitmqctl("start_app")
+        self.broker_back_at = time.monotonic()
+        self.note("RabbitMQ application started")
+        time.sleep(3)
+        self.stack.smtp.stop()
+        self.note("SMTP server away")
+        time.sleep(4)
+        cut = self.cut_database_connections()
+        self.note(f"cut {cut} database connections")
+        time.sleep(4)
+        self.stack.smtp.start()
+        self.note("SMTP server back")
+
+    def cut_database_connections(self) -> int:
+        names = [self.stack.postgres.names[d] for d in DATABASES]
+        connection = psycopg2.connect(self.stack.postgres.url("registration").rsplit("/", 1)[0] + "/postgres")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = ANY(%s) AND pid <> pg_backend_pid()", (names,))
+            count = cursor.fetchone()[0]
+        connection.close()
+        return count
+
+
+def query(stack, database, sql):
+    connection = psycopg2.connect(stack.postgres.url(database))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+@pytest.mark.timeout(900)
+def test_a_rush_survives_kills_a_broker_restart_smtp_and_database_outages(stack):
+    event = stack.create_event(capacity=SEATS)
+    url = f"{stack.base_url}/api/v1/events/{event['slug']}/registrations"
+    answered_503 = []
+    first_202_after_broker = []
+    faults = Faults(stack)
+
+    def attempt(index):
+        body = {"name": f"Attendee {index}", "email": f"fault-{index}@example.org"}
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                response = requests.post(url, json=body, timeout=30,
+                                         headers={"Idempotency-Key": f"fault-{index}"})
+            except requests.RequestException:
+                time.sleep(0.5)
+                continue
+            if response.status_code == 202:
+                if faults.broker_back_at and not first_202_after_broker:
+                    first_202_after_broker.append(time.monotonic())
+                return response.json()
+            assert response.status_code == 503, response.text    # never a 5xx of another kind
+            if response.status_code == 503:
+                answered_503.append(index)
+            time.sleep(float(response.headers.get("Retry-After", "1")) / 2)
+        raise AssertionError(f"attempt {index} never got through")
+
+    injector = threading.Thread(target=faults.run)
+    started = time.monotonic()
+    injector.start()
+    def paced(index):
+        # attempt i starts 40 ms after attempt i-1: spread over the faults
+        time.sleep(max(0.0, started + index * 0.04 - time.monotonic()))
+        return attempt(index)
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers = list(pool.map(paced, range(ATTEMPTS)))
+    injector.join()
+    accepted = time.monotonic() - started
+
+    def decided():
+        try:
+            rows = query(stack, "registration", "SELECT status, count(*) FROM registrations GROUP BY status")
+        except psycopg2.Error:
+            return False
+        return dict(rows).get("pending", 0) == 0 and dict(rows)
+    counts = wait_until(decided, 240, interval=1, message="every registration decided")
+    all_decided = time.monotonic() - started
+    wait_until(lambda: len(stack.smtp.mailbox.messages) >= ATTEMPTS, 300, interval=1,
+               message="an email to every attendee")
+    time.sleep(5)
+    all_told = time.monotonic() - started
+
+    # Nothing lost, nothing doubled, never oversold.
+    assert len({a["id"] for a in answers}) == ATTEMPTS
+    assert counts == {"confirmed": SEATS, "waitlisted": ATTEMPTS - SEATS}
+    [(used,)] = query(stack, "capacity", "SELECT used FROM seat_pools WHERE pool = 'event'")
+    assert used == SEATS
+    positions = query(stack, "capacity", "SELECT count(*) FROM reservations WHERE state = 'waitlisted'")
+    assert positions == [(ATTEMPTS - SEATS,)]
+    mail = stack.smtp.mailbox.by_recipient()
+    assert len(mail) == ATTEMPTS
+    # One cause each (the decision), so one distinct message each: the
+    # Message-ID is derived from the cause.
+    distinct = {address: {m["Message-ID"] for m in messages} for address, messages in mail.items()}
+    assert {a: ids for a, ids in distinct.items() if len(ids) != 1} == {}
+    # A sender SIGKILLed after the SMTP server took a message and before it
+    # recorded that can send that same message again (docs/reliability.md):
+    # at most one per killed sender.
+    resent = sum(len(messages) - 1 for messages in mail.values())
+    assert resent <= 1, resent
+    for database in ("registration", "capacity"):
+        assert query(stack, database, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)]
+    assert query(stack, "notification", "SELECT status, count(*) FROM deliveries GROUP BY status") == [
+        ("sent", ATTEMPTS)]
+    assert query(stack, "notification", "SELECT count(DISTINCT cause) FROM deliveries") == [(ATTEMPTS,)]
+    assert answered_503, "the gateway should have answered 503 while the broker was away"
+
+    recovery = first_202_after_broker[0] - faults.broker_back_at if first_202_after_broker else None
+    report = {"attempts": ATTEMPTS, "seats": SEATS, "faults": faults.log,
+              "accepted_s": round(accepted, 1), "decided_s": round(all_decided, 1),
+              "all_emails_s": round(all_told, 1), "answers_503": len(answered_503),
+              "first_202_after_broker_restart_s": round(recovery, 1) if recovery else None,
+              "lost": 0, "duplicates_by_cause": 0, "identical_resends_after_sigkill": resent}
+    print("FAULT REPORT " + json.dumps(report))

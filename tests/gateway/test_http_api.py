@@ -1,0 +1,81 @@
+"""The gateway's HTTP helpers with real werkzeug requests."""
+import json
+
+import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from services.gateway.http_api import (MAX_BODY, Problem, int_arg, read_json, require_admin,
+                                       require_token)
+from shared.tokens import attendee_token
+
+
+def make_request(data=b"", content_type="application/json", headers=None, query=None):
+    builder = EnvironBuilder(method="POST", data=data, content_type=content_type,
+                             headers=headers or {}, query_string=query)
+    return Request(builder.get_environ())
+
+
+def status_of(call):
+    with pytest.raises(Problem) as problem:
+        call()
+    return problem.value.status
+
+
+def test_bodies_are_read_within_limits():
+    assert read_json(make_request(b'{"a": 1}')) == {"a": 1}
+    assert status_of(lambda: read_json(make_request(b'{"a": 1}', "text/plain"))) == 415
+    assert status_of(lambda: read_json(make_request(b"{" + b" " * MAX_BODY + b"}"))) == 413
+    assert status_of(lambda: read_json(make_request(b'{"a": '))) == 400
+    assert status_of(lambda: read_json(make_request(b"[1, 2]"))) == 400
+    assert status_of(lambda: read_json(make_request(b"\xff\xfe"))) == 400
+
+
+def test_problems_are_rfc9457_documents():
+    response = Problem(422, "Validation failed", "bad", [{"field": "email", "message": "x"}]).response()
+    assert response.mimetype == "application/problem+json"
+    body = json.loads(response.get_data())
+    assert body == {"type": "about:blank", "title": "Validation failed", "status": 422,
+                    "detail": "bad", "errors": [{"field": "email", "message": "x"}]}
+
+
+def test_organiser_calls_need_the_key():
+    require_admin(make_request(headers={"Authorization": "Bearer k3y"}), "k3y")
+    assert status_of(lambda: require_admin(make_request(), "k3y")) == 401
+    assert status_of(lambda: require_admin(make_request(headers={"Authorization": "Bearer nope"}),
+                                           "k3y")) == 401
+
+
+def test_attendee_tokens_are_checked():
+    token = attendee_token("s", "r1")
+    require_token(make_request(query={"token": token}), "s", "r1")
+    assert status_of(lambda: require_token(make_request(query={"token": token}), "s", "r2")) == 404
+    assert status_of(lambda: require_token(make_request(), "s", "r1")) == 404
+    assert status_of(lambda: require_token(make_request(query={"token": "ÆU"}), "s", "ÆU")) == 404
+
+
+def test_query_numbers_are_bounded():
+    assert int_arg(make_request(query={"wait": "5"}), "wait", 0, 0, 30) == 5
+    assert status_of(lambda: int_arg(make_request(query={"wait": "99"}), "wait", 0, 0, 30)) == 400
+    assert status_of(lambda: int_arg(make_request(query={"wait": "x"}), "wait", 0, 0, 30)) == 400
+
+
+def test_the_rate_limiter_refills_evenly():
+    from services.gateway.limits import RateLimiter
+    now = [0.0]
+    limiter = RateLimiter(6, clock=lambda: now[0])      # one every 10 s, bursts of 6
+    assert [limiter.check("a") for _ in range(6)] == [0.0] * 6
+    assert 9.9 < limiter.check("a") <= 10.0
+    assert limiter.check("b") == 0.0                      # per client
+    now[0] += 10
+    assert limiter.check("a") == 0.0
+    assert RateLimiter(0).check("a") == 0.0               # 0 turns it off
+
+
+def test_csv_cells_cannot_run_as_formulas():
+    from services.gateway.exports import cell, registrations_csv
+    assert cell("=HYPERLINK(\"http://evil\")") == "'=HYPERLINK(\"http://evil\")"
+    assert cell("+1") == "'+1" and cell("Amira") == "Amira" and cell(None) == ""
+    text = registrations_csv([{"id": "r1", "name": "@x", "sessions": ["a", "b"],
+                               "answers": {"topic": "-1"}}], ["topic"])
+    assert text.splitlines()[1].startswith("r1,,'@x") and text.rstrip().endswith("'-1")

@@ -1,0 +1,9 @@
+import pytest
+
+from tests.harness import running_stack
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request, tmp_path_factory):
+    """The whole system, once on SQLite and once on PostgreSQL."""
+    yield from running_stack(tmp_path_factory, f"stack-{request.param}", request.param)

@@ -1,0 +1,153 @@
+"""Registration domain logic against a real (SQLite) database, no broker."""
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from services.registration import catalogue, registrations
+from services.registration.models import outbox as outbox_table
+from services.registration.models import registrations as registrations_table
+from shared.contracts import (EventPublished, RegistrationCancelled, RegistrationRequested,
+                              RegistrationStatusChanged, SeatDecided)
+from shared.db import transaction
+from shared.errors import Conflict, Invalid, NotAllowed, NotFound
+from shared.schemas import EventSpec, RegistrationRequest
+from shared.tokens import token_is_valid
+from tests.conftest import RecordingOutbox
+from tests.harness import event_document
+
+LINKS = registrations.Links("https://events.example.org", "secret")
+
+
+@pytest.fixture
+def db(service_db):
+    return service_db("registration")
+
+
+@pytest.fixture
+def outbox():
+    return RecordingOutbox(outbox_table)
+
+
+def make_event(db, outbox, **fields):
+    spec = EventSpec.model_validate_json(json.dumps(event_document(**fields)))
+    with transaction(db) as session:
+        catalogue.create_event(session, outbox, spec)
+    return spec
+
+
+def request(**fields):
+    body = {"name": "Amira", "email": "amira@example.org", **fields}
+    return RegistrationRequest.model_validate_json(json.dumps(body))
+
+
+def register(db, outbox, slug, key=None, **fields):
+    with transaction(db) as session:
+        return registrations.register(session, outbox, LINKS, slug, request(**fields), key)
+
+
+def decide(db, outbox, registration_id, outcome, seq, **fields):
+    decision = SeatDecided(registration_id=registration_id, event_slug="x", outcome=outcome,
+                           decision_seq=seq, **fields)
+    with transaction(db) as session:
+        registrations.apply_seat_decision(session, outbox, LINKS, decision)
+
+
+def status_of(db, registration_id):
+    with transaction(db) as session:
+        return registrations.get_registration(session, registration_id)
+
+
+def test_creating_an_event_publishes_it(db, outbox):
+    spec = make_event(db, outbox)
+    [published] = outbox.of_type(EventPublished)
+    assert published.event == spec and published.revision == 1
+    with pytest.raises(Conflict):
+        make_event(db, outbox, slug=spec.slug)
+
+
+def test_a_registration_is_stored_pending_and_announced_in_one_transaction(db, outbox):
+    spec = make_event(db, outbox)
+    answer = register(db, outbox, spec.slug, language="ar")
+    assert answer["status"] == "pending"
+    assert token_is_valid("secret", answer["id"], answer["token"])
+    [requested] = outbox.of_type(RegistrationRequested)
+    assert requested.registration_id == answer["id"] and requested.sessions == ["day-1"]
+    with transaction(db) as session:
+        rows = session.execute(outbox_table.select()).all()
+    assert {json.loads(r.body)["message_id"] for r in rows} >= {
+        json.loads(r.body)["message_id"] for r in rows if r.event_type == "registration.requested"}
+    assert status_of(db, answer["id"])["language"] == "ar"
+
+
+def test_choices_are_checked_against_the_event(db, outbox):
+    spec = make_event(db, outbox, questions=[
+        {"slug": "diet", "label": {"en": "Diet"}, "type": "choice", "options": ["vegan", "any"],
+         "required": True}])
+    with pytest.raises(Invalid) as error:
+        register(db, outbox, spec.slug, language="tr", sessions=["day-9"], category="local",
+                 answers={"diet": "fish", "shoe_size": "42"})
+    fields = {problem["field"] for problem in error.value.fields}
+    assert fields == {"language", "sessions", "category", "answers.diet", "answers.shoe_size"}
+    with transaction(db) as session:
+        assert session.execute(registrations_table.select()).all() == []   # nothing stored
+
+
+def test_unknown_event(db, outbox):
+    with pytest.raises(NotFound):
+        register(db, outbox, "no-such-event")
+
+
+def test_the_same_address_twice_is_a_conflict_until_cancelled(db, outbox):
+    spec = make_event(db, outbox)
+    first = register(db, outbox, spec.slug, email="Amira@Example.org")
+    with pytest.raises(Conflict):
+        register(db, outbox, spec.slug, email="amira@example.org")
+    with transaction(db) as session:
+        registrations.cancel(session, outbox, LINKS, first["id"])
+    register(db, outbox, spec.slug, email="amira@example.org")
+
+
+def test_an_idempotency_key_returns_the_first_answer_and_refuses_another_body(db, outbox):
+    spec = make_event(db, outbox)
+    first = register(db, outbox, spec.slug, key="k1")
+    assert register(db, outbox, spec.slug, key="k1") == first
+    with pytest.raises(Invalid):
+        register(db, outbox, spec.slug, key="k1", name="Someone Else")
+    assert len(outbox.of_type(RegistrationRequested)) == 1
+
+
+def test_seat_decisions_become_statuses_in_order(db, outbox):
+    spec = make_event(db, outbox)
+    answer = register(db, outbox, spec.slug)
+    decide(db, outbox, answer["id"], "waitlisted", 1, waitlist_position=3)
+    assert status_of(db, answer["id"])["waitlist_position"] == 3
+    decide(db, outbox, answer["id"], "confirmed", 2, promoted=True)
+    decide(db, outbox, answer["id"], "waitlisted", 1, waitlist_position=3)   # late duplicate
+    assert status_of(db, answer["id"])["status"] == "confirmed"
+    changes = outbox.of_type(RegistrationStatusChanged)
+    assert [(c.status, c.cause, c.status_seq) for c in changes] == [
+        ("pending", "received", 0), ("waitlisted", "waitlisted", 1), ("confirmed", "promoted", 2)]
+
+
+def test_cancelling_releases_and_a_later_decision_does_not_revive(db, outbox):
+    spec = make_event(db, outbox)
+    answer = register(db, outbox, spec.slug)
+    with transaction(db) as session:
+        assert registrations.cancel(session, outbox, LINKS, answer["id"])["status"] == "cancelled"
+    with transaction(db) as session:   # cancelling twice is harmless
+        registrations.cancel(session, outbox, LINKS, answer["id"])
+    assert len(outbox.of_type(RegistrationCancelled)) == 1
+    decide(db, outbox, answer["id"], "confirmed", 1)
+    assert status_of(db, answer["id"])["status"] == "cancelled"
+
+
+def test_only_a_live_hold_can_be_confirmed(db, outbox):
+    spec = make_event(db, outbox)
+    answer = register(db, outbox, spec.slug)
+    with pytest.raises(NotAllowed), transaction(db) as session:
+        registrations.confirm(session, outbox, answer["id"])
+    decide(db, outbox, answer["id"], "held", 1,
+           hold_expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    with pytest.raises(NotAllowed), transaction(db) as session:
+        registrations.confirm(session, outbox, answer["id"])
