@@ -20,6 +20,11 @@ from shared.db import is_sqlite
 from .models import deliveries
 
 LEASE = timedelta(seconds=60)
+# A sender stops starting sends this long after its claim and hands the rest
+# back, so that one slow send (SMTP timeouts are 10 s) still ends inside the
+# lease and no second sender can take a message that is still being sent.
+SEND_WITHIN = timedelta(seconds=30)
+BATCH = 50
 MAX_ATTEMPTS = 30                 # about a day of backing off
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -42,7 +47,7 @@ def enqueue(session: Session, cause: str, kind: str, recipient: str, language: s
     return True
 
 
-def claim_due(session: Session, limit: int = 50) -> list:
+def claim_due(session: Session, limit: int = BATCH) -> list:
     """Lease due messages to this sender (queued ones, and leases run out)."""
     now = utcnow()
     query = (select(deliveries).where(
@@ -55,6 +60,13 @@ def claim_due(session: Session, limit: int = 50) -> list:
         session.execute(update(deliveries).where(deliveries.c.id.in_([r.id for r in rows]))
                         .values(status="sending", next_attempt_at=now + LEASE))
     return rows
+
+
+def release(session: Session, delivery_ids: list[int]) -> None:
+    """Hand claimed messages back unsent, due now (only while the lease holds)."""
+    session.execute(update(deliveries).where(deliveries.c.id.in_(delivery_ids),
+                                             deliveries.c.status == "sending")
+                    .values(status="queued", next_attempt_at=utcnow()))
 
 
 def mark_sent(session: Session, delivery_id: int) -> None:

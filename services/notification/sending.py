@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 
 import eventlet
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared.db import transaction
 from shared.loop import BackgroundLoop
@@ -41,10 +42,30 @@ class DeliveryWorker(BackgroundLoop):
         while True:
             with transaction(sessions) as session:
                 batch = deliveries.claim_due(session)
-            for row in batch:
-                self._send(sessions, row)
-            if len(batch) < 50:
+            self._send_batch(sessions, batch)
+            if len(batch) < deliveries.BATCH:
                 return
+
+    def _send_batch(self, sessions, batch):
+        """Send the claimed messages while the lease is safely ours; whatever
+        is left (time ran short, or the database went away mid-batch) is
+        handed back rather than left leased for a minute."""
+        deadline = time.monotonic() + deliveries.SEND_WITHIN.total_seconds()
+        unsent = list(batch)
+        try:
+            while unsent and time.monotonic() < deadline:
+                self._send(sessions, unsent[0])
+                unsent.pop(0)
+        finally:
+            if unsent:
+                self._hand_back(sessions, [row.id for row in unsent])
+
+    def _hand_back(self, sessions, delivery_ids):
+        try:
+            self._write(sessions, lambda session: deliveries.release(session, delivery_ids))
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("could not hand back %d claimed messages; they are sent when "
+                        "their lease runs out: %s", len(delivery_ids), exc)
 
     def _send(self, sessions, row):
         try:
@@ -66,17 +87,22 @@ class DeliveryWorker(BackgroundLoop):
                 "registration_id": row.registration_id, "event_slug": row.event_slug})
 
     def _record_sent(self, sessions, row):
-        """The message is out: record it, even across a dropped database
-        connection (a row left leased would be sent again when it ran out)."""
-        for attempt in range(5):
+        # The message is out: a row left leased would be sent again when its
+        # lease ran out, so the record rides out a dropped connection.
+        self._write(sessions, lambda session: deliveries.mark_sent(session, row.id))
+
+    @staticmethod
+    def _write(sessions, change, attempts=8):
+        """One small write, retried across a dropped or restarting database
+        connection for about ten seconds."""
+        for attempt in range(attempts):
             try:
                 with transaction(sessions) as session:
-                    deliveries.mark_sent(session, row.id)
-                return
-            except OperationalError:
-                if attempt == 4:
+                    return change(session)
+            except (OperationalError, InterfaceError):
+                if attempt == attempts - 1:
                     raise
-                eventlet.sleep(0.2 * (attempt + 1))
+                eventlet.sleep(min(2.0, 0.2 * 2 ** attempt))
 
     def _email(self, row):
         content = row.content
@@ -85,8 +111,8 @@ class DeliveryWorker(BackgroundLoop):
         self.mailer.send(message)
 
     def _failed(self, sessions, row, error, permanent=False):
-        with transaction(sessions) as session:
-            final = deliveries.mark_failed(session, row, error, permanent)
+        final = self._write(sessions, lambda session: deliveries.mark_failed(
+            session, row, error, permanent))
         MESSAGES_FAILED.labels(row.kind, row.channel, "yes" if final else "no").inc()
         (log.error if final else log.warning)(
             "%s to %s for %s: attempt %d failed%s: %s", row.kind, row.recipient, row.cause,

@@ -57,3 +57,29 @@ def test_a_permanent_refusal_is_failed_in_the_log(db):
         assert deliveries.mark_failed(session, row, "550 no such user", permanent=True)
     with transaction(db) as session:
         assert session.execute(select(table.c.status)).scalar() == "failed"
+
+
+def test_claimed_messages_handed_back_are_due_again_at_once(db):
+    queue(db, "status:r1:1")
+    queue(db, "status:r2:1")
+    with transaction(db) as session:
+        claimed = deliveries.claim_due(session)
+    with transaction(db) as session:
+        deliveries.release(session, [row.id for row in claimed])
+    with transaction(db) as session:
+        assert len(deliveries.claim_due(session)) == 2
+
+
+def test_a_sender_short_of_time_hands_its_batch_back_unsent(db, monkeypatch):
+    from services.notification.sending import DeliveryWorker
+    queue(db, "status:r1:1")
+    queue(db, "status:r2:1")
+    with transaction(db) as session:
+        claimed = deliveries.claim_due(session)
+    monkeypatch.setattr(deliveries, "SEND_WITHIN", timedelta(0))
+    worker = DeliveryWorker()
+    worker._send = lambda sessions, row: pytest.fail("sent after the deadline")
+    worker._send_batch(db, claimed)
+    with transaction(db) as session:
+        rows = session.execute(select(table.c.status, table.c.attempts)).all()
+    assert rows == [("queued", 0), ("queued", 0)]
