@@ -34,6 +34,9 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
+    # The oldest version this one still reads: a newer version may only add
+    # optional fields, so that messages already queued survive an upgrade.
+    READS_BACK_TO: ClassVar[int | None] = None
 
 
 class EventPublished(Contract):
@@ -42,13 +45,38 @@ class EventPublished(Contract):
     revision: int
 
 
+class SeatRules(BaseModel):
+    """What capacity needs of an event: its pools and waiting-list rules."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    capacity: int | None
+    waitlist: bool
+    confirmation_window: str | None
+    categories: dict[str, int | None]
+    sessions: dict[str, int | None]
+
+    @classmethod
+    def of(cls, event: EventSpec) -> "SeatRules":
+        return cls(capacity=event.capacity, waitlist=event.waitlist,
+                   confirmation_window=event.confirmation_window,
+                   categories={c.slug: c.capacity for c in event.categories},
+                   sessions={s.slug: s.capacity for s in event.sessions})
+
+
 class RegistrationRequested(Contract):
+    """v2 carries the event's seat rules as the registration saw them, so
+    that capacity can decide at once even when the event's own message (on
+    another queue) has not arrived yet: a request is never deferred and
+    overtaken by a later one. v1 requests wait for that message."""
     TYPE: ClassVar[str] = REGISTRATION_REQUESTED
+    VERSION: ClassVar[int] = 2
+    READS_BACK_TO: ClassVar[int | None] = 1
     registration_id: str
     event_slug: str
     category: str | None
     sessions: list[str]
     requested_at: datetime
+    event_revision: int | None = None
+    seat_rules: SeatRules | None = None
 
 
 class RegistrationCancelled(Contract):
@@ -129,7 +157,9 @@ def open_envelope(body: dict, expected: type[Contract]) -> tuple[str, Contract]:
     if not isinstance(body, dict) or "message_id" not in body:
         raise UnknownContract(f"not an envelope: {str(body)[:200]}")
     kind, version = body.get("type"), body.get("version")
-    if kind != expected.TYPE or version != expected.VERSION:
-        raise UnknownContract(f"expected {expected.TYPE} v{expected.VERSION}, got {kind} v{version}")
+    oldest = expected.READS_BACK_TO or expected.VERSION
+    if kind != expected.TYPE or not isinstance(version, int) or not oldest <= version <= expected.VERSION:
+        raise UnknownContract(f"expected {expected.TYPE} v{oldest}..v{expected.VERSION}, "
+                              f"got {kind} v{version}")
     # JSON rules (datetimes from strings), as the schemas are strict.
     return body["message_id"], expected.model_validate_json(json.dumps(body["data"]))

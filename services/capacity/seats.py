@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shared.contracts import (RegistrationCancelled, RegistrationConfirmed,
-                              RegistrationRequested, SeatDecided)
+                              RegistrationRequested, SeatDecided, SeatRules)
 from shared.db import is_sqlite
 from shared.errors import NotYet
 from shared.schemas import EventSpec, parse_duration
@@ -29,8 +29,9 @@ HOLD_GRACE = timedelta(seconds=2)
 
 
 class EventNotKnownYet(NotYet):
-    """A registration for an event whose description has not arrived yet; the
-    message is retried until it has."""
+    """A message about an event whose description has not arrived yet (a v1
+    request, a cancellation that overtook everything); it is retried until
+    the description has."""
 
 
 class SeatInvariantBroken(Exception):
@@ -43,36 +44,45 @@ def utcnow() -> datetime:
 
 # -- the event's seat rules ----------------------------------------------------
 def apply_event(session: Session, outbox, spec: EventSpec, revision: int) -> None:
-    current = _lock_event(session, spec.slug, must_exist=False)
+    apply_rules(session, outbox, spec.slug, SeatRules.of(spec), revision)
+
+
+def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision: int) -> None:
+    """Take an event's seat rules at a revision; an older revision changes nothing."""
+    current = _lock_event(session, slug, must_exist=False)
     if current is not None and current.revision >= revision:
         return   # an older description, overtaken by a newer one
-    hold_seconds = (int(parse_duration(spec.confirmation_window).total_seconds())
-                    if spec.confirmation_window else None)
-    values = {"revision": revision, "waitlist": spec.waitlist, "hold_seconds": hold_seconds}
+    hold_seconds = (int(parse_duration(rules.confirmation_window).total_seconds())
+                    if rules.confirmation_window else None)
+    values = {"revision": revision, "waitlist": rules.waitlist, "hold_seconds": hold_seconds}
     if current is None:
-        session.execute(seat_events.insert().values(event_slug=spec.slug, next_queue_seq=1, **values))
+        session.execute(seat_events.insert().values(event_slug=slug, next_queue_seq=1, **values))
     else:
-        session.execute(update(seat_events).where(seat_events.c.event_slug == spec.slug).values(**values))
-    wanted = {"event": spec.capacity}
-    wanted.update({f"category:{c.slug}": c.capacity for c in spec.categories})
-    wanted.update({f"session:{s.slug}": s.capacity for s in spec.sessions})
+        session.execute(update(seat_events).where(seat_events.c.event_slug == slug).values(**values))
+    wanted = {"event": rules.capacity}
+    wanted.update({f"category:{key}": capacity for key, capacity in rules.categories.items()})
+    wanted.update({f"session:{key}": capacity for key, capacity in rules.sessions.items()})
     existing = {row.pool: row for row in session.execute(
-        select(seat_pools).where(seat_pools.c.event_slug == spec.slug))}
+        select(seat_pools).where(seat_pools.c.event_slug == slug))}
     for key, capacity in wanted.items():
         if key not in existing:
-            session.execute(seat_pools.insert().values(event_slug=spec.slug, pool=key,
+            session.execute(seat_pools.insert().values(event_slug=slug, pool=key,
                                                        capacity=capacity, used=0))
         elif existing[key].capacity != capacity:
             # Lowering below the seats already given keeps those seats; no one
             # new is seated until enough are freed.
             session.execute(update(seat_pools).where(
-                seat_pools.c.event_slug == spec.slug, seat_pools.c.pool == key).values(capacity=capacity))
+                seat_pools.c.event_slug == slug, seat_pools.c.pool == key).values(capacity=capacity))
     if current is not None:
-        _fill_free_seats(session, outbox, _lock_event(session, spec.slug))
+        _fill_free_seats(session, outbox, _lock_event(session, slug))
 
 
 # -- a registration asks for a seat ------------------------------------------
 def reserve(session: Session, outbox, request: RegistrationRequested) -> None:
+    if request.seat_rules is not None:
+        # The request brings its event's rules: it is decided now, in the
+        # order it came, even if the event's own message is still on its way.
+        apply_rules(session, outbox, request.event_slug, request.seat_rules, request.event_revision)
     event = _lock_event(session, request.event_slug)
     if _reservation(session, request.registration_id) is not None:
         return   # decided before (or cancelled before it got here)

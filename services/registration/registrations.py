@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from shared.contracts import (ACTIVE_STATUSES, Attendee, RegistrationCancelled,
                               RegistrationConfirmed, RegistrationRequested,
-                              RegistrationStatusChanged, SeatDecided)
+                              RegistrationStatusChanged, SeatDecided, SeatRules)
 from shared.errors import Conflict, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
 from shared.tokens import attendee_token
@@ -55,7 +55,7 @@ class Links:
 
 def register(session: Session, outbox, links: Links, slug: str, request: RegistrationRequest,
              idempotency_key: str | None = None) -> dict:
-    event, _ = load_event(session, slug)
+    event, revision = load_event(session, slug)
     request_hash = _hash(slug, request)
     if idempotency_key:
         earlier = _earlier_answer(session, slug, idempotency_key, request_hash)
@@ -76,7 +76,8 @@ def register(session: Session, outbox, links: Links, slug: str, request: Registr
         created_at=now, updated_at=now, **choice).returning(*registrations.c)).one()
     outbox.add(session, RegistrationRequested(
         registration_id=registration_id, event_slug=slug, category=choice["category"],
-        sessions=choice["sessions"], requested_at=now))
+        sessions=choice["sessions"], requested_at=now,
+        event_revision=revision, seat_rules=SeatRules.of(event)))
     _announce(session, outbox, links, row, previous=None, cause="received")
     answer = {"id": registration_id, "status": "pending",
               "token": links.token(registration_id), "links": links.for_registration(registration_id)}

@@ -10,7 +10,7 @@ from services.capacity import seats
 from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations, seat_pools
 from services.capacity.service import Service
-from shared.contracts import (RegistrationCancelled, RegistrationRequested, SeatDecided,
+from shared.contracts import (RegistrationCancelled, RegistrationRequested, SeatDecided, SeatRules,
                               envelope)
 from shared.db import transaction
 from shared.outbox import Outbox
@@ -100,6 +100,34 @@ def test_raising_capacity_promotes(db, outbox):
     describe(db, outbox, revision=2, capacity=2)
     describe(db, outbox, revision=1, capacity=1)    # an old description changes nothing
     assert [d.registration_id for d in outbox.of_type(SeatDecided) if d.promoted] == ["b"]
+
+
+def ask_with_rules(db, outbox, registration_id, revision=1, **fields):
+    spec = EventSpec.model_validate_json(json.dumps(event_document(slug="conf", **fields)))
+    message = RegistrationRequested(registration_id=registration_id, event_slug="conf",
+                                    category=None, sessions=["day-1"],
+                                    requested_at=datetime.now(timezone.utc),
+                                    event_revision=revision, seat_rules=SeatRules.of(spec))
+    with transaction(db) as session:
+        seats.reserve(session, outbox, message)
+
+
+def test_a_request_that_brings_its_seat_rules_is_decided_before_the_event_arrives(db, outbox):
+    ask_with_rules(db, outbox, "a", capacity=1)          # the event's own message is late
+    ask_with_rules(db, outbox, "b", capacity=1)
+    assert [(d.registration_id, d.outcome) for d in outbox.of_type(SeatDecided)] == [
+        ("a", "confirmed"), ("b", "waitlisted")]
+    describe(db, outbox, revision=1, capacity=1)         # arrives at last: nothing changes
+    assert len(outbox.of_type(SeatDecided)) == 2
+
+
+def test_rules_carried_by_a_request_never_undo_a_newer_revision(db, outbox):
+    describe(db, outbox, revision=2, capacity=2)
+    ask_with_rules(db, outbox, "a", revision=1, capacity=0)   # checked before the raise
+    ask_with_rules(db, outbox, "b", revision=1, capacity=0)
+    assert [d.outcome for d in outbox.of_type(SeatDecided)] == ["confirmed", "confirmed"]
+    ask_with_rules(db, outbox, "c", revision=3, capacity=3)   # checked after a newer raise
+    assert [d.outcome for d in outbox.of_type(SeatDecided)][-1] == "confirmed"
 
 
 def test_the_handler_applies_a_twice_delivered_message_once(db):

@@ -8,7 +8,7 @@ from services.registration import catalogue, registrations
 from services.registration.models import outbox as outbox_table
 from services.registration.models import registrations as registrations_table
 from shared.contracts import (EventPublished, RegistrationCancelled, RegistrationRequested,
-                              RegistrationStatusChanged, SeatDecided)
+                              RegistrationStatusChanged, SeatDecided, SeatRules)
 from shared.db import transaction
 from shared.errors import Conflict, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
@@ -73,6 +73,8 @@ def test_a_registration_is_stored_pending_and_announced_in_one_transaction(db, o
     assert token_is_valid("secret", answer["id"], answer["token"])
     [requested] = outbox.of_type(RegistrationRequested)
     assert requested.registration_id == answer["id"] and requested.sessions == ["day-1"]
+    # It carries the seat rules of the revision it was checked against.
+    assert requested.event_revision == 1 and requested.seat_rules == SeatRules.of(spec)
     with transaction(db) as session:
         rows = session.execute(outbox_table.select()).all()
     assert {json.loads(r.body)["message_id"] for r in rows} >= {

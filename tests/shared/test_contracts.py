@@ -1,16 +1,19 @@
+import json
 from datetime import datetime, timezone
 
 import pytest
 
-from shared.contracts import (RegistrationRequested, SeatDecided, UnknownContract, envelope,
-                              open_envelope)
+from shared.contracts import (RegistrationRequested, SeatDecided, SeatRules, UnknownContract,
+                              envelope, open_envelope)
+from shared.schemas import EventSpec
+from tests.harness import event_document
 
 
 def test_an_envelope_round_trips_with_a_stable_id():
     message = RegistrationRequested(registration_id="r1", event_slug="e", category=None,
                                     sessions=["day-1"], requested_at=datetime.now(timezone.utc))
     body = envelope(message, correlation_id="c1")
-    assert body["type"] == "registration.requested" and body["version"] == 1
+    assert body["type"] == "registration.requested" and body["version"] == 2
     message_id, opened = open_envelope(body, RegistrationRequested)
     assert message_id == body["message_id"] and opened == message
 
@@ -24,3 +27,27 @@ def test_a_message_of_another_type_or_version_is_refused():
         open_envelope({**body, "version": 2}, SeatDecided)
     with pytest.raises(UnknownContract):
         open_envelope({"no": "envelope"}, SeatDecided)
+
+
+def test_a_newer_contract_still_reads_the_versions_it_grew_from():
+    v1 = {"registration_id": "r1", "event_slug": "e", "category": None, "sessions": [],
+          "requested_at": "2026-11-22T10:00:00+00:00"}
+    body = {"message_id": "m1", "type": "registration.requested", "version": 1, "data": v1}
+    _, opened = open_envelope(body, RegistrationRequested)
+    assert opened.seat_rules is None and opened.event_revision is None
+    with pytest.raises(UnknownContract):
+        open_envelope({**body, "version": 3}, RegistrationRequested)     # from the future
+    with pytest.raises(UnknownContract):
+        open_envelope({**body, "version": 0}, RegistrationRequested)
+
+
+def test_seat_rules_are_what_capacity_needs_of_an_event():
+    document = event_document(
+        capacity=250, confirmation_window="PT2H",
+        categories=[{"slug": "local", "capacity": 150}, {"slug": "international", "capacity": 100}],
+        sessions=[{**event_document()["sessions"][0], "capacity": 200}])
+    event = EventSpec.model_validate_json(json.dumps(document))
+    rules = SeatRules.of(event)
+    assert rules.model_dump() == {
+        "capacity": 250, "waitlist": True, "confirmation_window": "PT2H",
+        "categories": {"local": 150, "international": 100}, "sessions": {"day-1": 200}}
