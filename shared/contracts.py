@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from shared.schemas import EventSpec
 
@@ -77,6 +77,12 @@ class RegistrationRequested(Contract):
     requested_at: datetime
     event_revision: int | None = None
     seat_rules: SeatRules | None = None
+
+    @model_validator(mode="after")
+    def _rules_come_with_their_revision(self):
+        if (self.event_revision is None) != (self.seat_rules is None):
+            raise ValueError("event_revision and seat_rules go together")
+        return self
 
 
 class RegistrationCancelled(Contract):

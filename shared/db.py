@@ -12,8 +12,9 @@ import contextlib
 import fcntl
 from pathlib import Path
 
-from nameko.extensions import DependencyProvider
 from datetime import timezone
+
+from nameko.extensions import DependencyProvider
 
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -90,6 +91,17 @@ def transaction(session_factory: sessionmaker):
         raise
     finally:
         session.close()
+
+
+def insert_if_absent(session: Session, table, **values) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True if this call inserted the row.
+    On PostgreSQL a concurrent insert of the same key is waited for, so the
+    loser finds the winner's row instead of failing."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return session.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
 
 
 def ping(session_factory: sessionmaker) -> bool:

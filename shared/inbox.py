@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.orm import Session
 
-from shared.db import UTCDateTime
+from shared.db import UTCDateTime, insert_if_absent
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -29,15 +29,8 @@ def first_delivery(session: Session, table: Table, message_id: str, handler: str
 
     One INSERT ... ON CONFLICT DO NOTHING: on PostgreSQL a concurrent twin
     waits for the first transaction and then finds the row there."""
-    values = {"message_id": message_id, "handler": handler,
-              "processed_at": datetime.now(timezone.utc)}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    result = session.execute(insert(table).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    return insert_if_absent(session, table, message_id=message_id, handler=handler,
+                            processed_at=datetime.now(timezone.utc))
 
 
 def process_once(session_factory, table: Table, body: dict, contract, handler: str, apply,

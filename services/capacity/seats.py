@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.contracts import (RegistrationCancelled, RegistrationConfirmed,
                               RegistrationRequested, SeatDecided, SeatRules)
-from shared.db import is_sqlite
+from shared.db import insert_if_absent, is_sqlite
 from shared.errors import NotYet
 from shared.schemas import EventSpec, parse_duration
 
@@ -50,15 +50,18 @@ def apply_event(session: Session, outbox, spec: EventSpec, revision: int) -> Non
 def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision: int) -> None:
     """Take an event's seat rules at a revision; an older revision changes nothing."""
     current = _lock_event(session, slug, must_exist=False)
-    if current is not None and current.revision >= revision:
+    if current is None:
+        # The first requests of a new event may arrive together: one creates
+        # the row (revision 0 until just below), the others wait and lock it.
+        insert_if_absent(session, seat_events, event_slug=slug, revision=0,
+                         waitlist=rules.waitlist, next_queue_seq=1)
+        current = _lock_event(session, slug)
+    if current.revision >= revision:
         return   # an older description, overtaken by a newer one
     hold_seconds = (int(parse_duration(rules.confirmation_window).total_seconds())
                     if rules.confirmation_window else None)
-    values = {"revision": revision, "waitlist": rules.waitlist, "hold_seconds": hold_seconds}
-    if current is None:
-        session.execute(seat_events.insert().values(event_slug=slug, next_queue_seq=1, **values))
-    else:
-        session.execute(update(seat_events).where(seat_events.c.event_slug == slug).values(**values))
+    session.execute(update(seat_events).where(seat_events.c.event_slug == slug).values(
+        revision=revision, waitlist=rules.waitlist, hold_seconds=hold_seconds))
     wanted = {"event": rules.capacity}
     wanted.update({f"category:{key}": capacity for key, capacity in rules.categories.items()})
     wanted.update({f"session:{key}": capacity for key, capacity in rules.sessions.items()})
@@ -73,7 +76,7 @@ def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision:
             # new is seated until enough are freed.
             session.execute(update(seat_pools).where(
                 seat_pools.c.event_slug == slug, seat_pools.c.pool == key).values(capacity=capacity))
-    if current is not None:
+    if current.revision > 0:     # a capacity raise: the waiting list moves up
         _fill_free_seats(session, outbox, _lock_event(session, slug))
 
 

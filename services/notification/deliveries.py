@@ -2,14 +2,18 @@
 
 A message is queued in the same transaction as the event that caused it and
 keyed by its cause, so a twice-delivered event cannot queue it twice. Senders
-claim due rows with a lease (``sending`` until a deadline): a sender that dies
-mid-send leaves a lease that runs out, and the row is sent again. Failures
-back off exponentially and are never dropped: after the last retry the row is
-``failed`` in the log and counted in the metrics.
+claim due rows with a lease (``sending`` until a deadline, under a lease id):
+a sender that dies mid-send leaves a lease that runs out, and the row is sent
+again. A sender renews a row's lease just before sending it and names its lease
+in every later write, so a sender that fell behind its lease neither sends a
+row another sender has taken nor overwrites what that sender recorded.
+Failures back off exponentially and are never dropped: after the last retry
+the row is ``failed`` in the log and counted in the metrics.
 """
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import or_, select, update
@@ -20,10 +24,6 @@ from shared.db import is_sqlite
 from .models import deliveries
 
 LEASE = timedelta(seconds=60)
-# A sender stops starting sends this long after its claim and hands the rest
-# back, so that one slow send (SMTP timeouts are 10 s) still ends inside the
-# lease and no second sender can take a message that is still being sent.
-SEND_WITHIN = timedelta(seconds=30)
 BATCH = 50
 MAX_ATTEMPTS = 30                 # about a day of backing off
 MAX_BACKOFF = timedelta(hours=1)
@@ -48,42 +48,63 @@ def enqueue(session: Session, cause: str, kind: str, recipient: str, language: s
 
 
 def claim_due(session: Session, limit: int = BATCH) -> list:
-    """Lease due messages to this sender (queued ones, and leases run out)."""
+    """Lease due messages to this sender (queued ones, and leases run out);
+    the rows returned carry their lease id."""
     now = utcnow()
-    query = (select(deliveries).where(
+    query = (select(deliveries.c.id).where(
         or_(deliveries.c.status == "queued", deliveries.c.status == "sending"),
         deliveries.c.next_attempt_at <= now).order_by(deliveries.c.id).limit(limit))
     if not is_sqlite(session.get_bind()):
         query = query.with_for_update(skip_locked=True)
-    rows = session.execute(query).all()
-    if rows:
-        session.execute(update(deliveries).where(deliveries.c.id.in_([r.id for r in rows]))
-                        .values(status="sending", next_attempt_at=now + LEASE))
-    return rows
+    ids = list(session.execute(query).scalars())
+    if not ids:
+        return []
+    rows = session.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(
+        status="sending", lease=uuid.uuid4().hex, next_attempt_at=now + LEASE)
+        .returning(*deliveries.c)).all()
+    return sorted(rows, key=lambda row: row.id)
 
 
-def release(session: Session, delivery_ids: list[int]) -> None:
-    """Hand claimed messages back unsent, due now (only while the lease holds)."""
-    session.execute(update(deliveries).where(deliveries.c.id.in_(delivery_ids),
-                                             deliveries.c.status == "sending")
-                    .values(status="queued", next_attempt_at=utcnow()))
+def _held(row):
+    """The row, while the claim that returned it still holds it."""
+    return (deliveries.c.id == row.id) & (deliveries.c.status == "sending") & (
+        deliveries.c.lease == row.lease)
 
 
-def mark_sent(session: Session, delivery_id: int) -> None:
-    session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
-        status="sent", sent_at=utcnow(), attempts=deliveries.c.attempts + 1, last_error=None))
+def take(session: Session, row) -> bool:
+    """Renew the lease just before sending; False if it ran out and another
+    sender has the row now."""
+    result = session.execute(update(deliveries).where(_held(row)).values(
+        next_attempt_at=utcnow() + LEASE))
+    return result.rowcount == 1
+
+
+def release(session: Session, rows: list) -> None:
+    """Hand claimed messages back unsent, due now."""
+    for row in rows:
+        session.execute(update(deliveries).where(_held(row)).values(
+            status="queued", lease=None, next_attempt_at=utcnow()))
+
+
+def mark_sent(session: Session, row) -> bool:
+    """Record the send; False if the lease had run out meanwhile (the row is
+    another sender's now, and it will send it too)."""
+    result = session.execute(update(deliveries).where(_held(row)).values(
+        status="sent", lease=None, sent_at=utcnow(), attempts=deliveries.c.attempts + 1,
+        last_error=None))
+    return result.rowcount == 1
 
 
 def mark_failed(session: Session, row, error: str, permanent: bool = False) -> bool:
     """Record a failed attempt; True if it was the last one."""
     attempts = row.attempts + 1
     final = permanent or attempts >= MAX_ATTEMPTS
-    values = {"attempts": attempts, "last_error": error[:1000]}
+    values = {"attempts": attempts, "last_error": error[:1000], "lease": None}
     if final:
         values["status"] = "failed"
     else:
         values.update(status="queued", next_attempt_at=utcnow() + backoff(attempts))
-    session.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+    session.execute(update(deliveries).where(_held(row)).values(**values))
     return final
 
 

@@ -39,6 +39,9 @@ deliveries = Table(
     Column("language", String(8), nullable=False),
     Column("content", JSON, nullable=False),        # subject, text, html, attachments
     Column("status", String(16), nullable=False),   # queued sending sent failed
+    # While "sending": the claim that holds it. Every later write names its
+    # claim, so a sender whose lease ran out cannot overwrite the next one's.
+    Column("lease", String(32)),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("last_error", Text),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import time
 
 import eventlet
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -16,6 +15,10 @@ from . import deliveries, webhooks
 from .mailer import Mailer, PermanentFailure
 
 log = logging.getLogger(__name__)
+
+
+class Unsendable(Exception):
+    """A delivery whose message cannot be built from what was stored."""
 
 
 class DeliveryWorker(BackgroundLoop):
@@ -47,33 +50,35 @@ class DeliveryWorker(BackgroundLoop):
                 return
 
     def _send_batch(self, sessions, batch):
-        """Send the claimed messages while the lease is safely ours; whatever
-        is left (time ran short, or the database went away mid-batch) is
-        handed back rather than left leased for a minute."""
-        deadline = time.monotonic() + deliveries.SEND_WITHIN.total_seconds()
+        """Send the claimed messages in turn. If something fails beyond
+        retrying (the database gone for long), the messages not yet started
+        are handed back rather than left leased for a minute."""
         unsent = list(batch)
         try:
-            while unsent and time.monotonic() < deadline:
-                self._send(sessions, unsent[0])
-                unsent.pop(0)
+            while unsent:
+                self._send(sessions, unsent.pop(0))
         finally:
             if unsent:
-                self._hand_back(sessions, [row.id for row in unsent])
+                self._hand_back(sessions, unsent)
 
-    def _hand_back(self, sessions, delivery_ids):
+    def _hand_back(self, sessions, rows):
         try:
-            self._write(sessions, lambda session: deliveries.release(session, delivery_ids))
+            self._retrying_write(sessions, lambda session: deliveries.release(session, rows))
         except (OperationalError, InterfaceError) as exc:
             log.warning("could not hand back %d claimed messages; they are sent when "
-                        "their lease runs out: %s", len(delivery_ids), exc)
+                        "their lease runs out: %s", len(rows), exc)
 
     def _send(self, sessions, row):
+        # The lease is renewed just before the send: while earlier messages of
+        # the batch went out, this one's may have run out and been taken.
+        if not self._retrying_write(sessions, lambda session: deliveries.take(session, row)):
+            return
         try:
             if row.channel == "webhook":
                 webhooks.post(sessions, row)
             else:
-                self._email(row)
-        except (PermanentFailure, webhooks.PermanentWebhookFailure) as exc:
+                self.mailer.send(self._build(row))
+        except (PermanentFailure, webhooks.PermanentWebhookFailure, Unsendable) as exc:
             self._failed(sessions, row, str(exc), permanent=True)
         except (smtplib.SMTPException, OSError, ValueError) as exc:
             if row.channel == "email":
@@ -89,10 +94,12 @@ class DeliveryWorker(BackgroundLoop):
     def _record_sent(self, sessions, row):
         # The message is out: a row left leased would be sent again when its
         # lease ran out, so the record rides out a dropped connection.
-        self._write(sessions, lambda session: deliveries.mark_sent(session, row.id))
+        if not self._retrying_write(sessions, lambda session: deliveries.mark_sent(session, row)):
+            log.warning("%s for %s was sent after its lease ran out; the sender that took "
+                        "it over sends it again", row.kind, row.cause)
 
     @staticmethod
-    def _write(sessions, change, attempts=8):
+    def _retrying_write(sessions, change, attempts=8):
         """One small write, retried across a dropped or restarting database
         connection for about ten seconds."""
         for attempt in range(attempts):
@@ -104,14 +111,17 @@ class DeliveryWorker(BackgroundLoop):
                     raise
                 eventlet.sleep(min(2.0, 0.2 * 2 ** attempt))
 
-    def _email(self, row):
+    def _build(self, row):
         content = row.content
-        message = self.mailer.build(content.get("recipient_name", ""), row.recipient, content,
-                                    message_key=row.cause.replace(":", "."))
-        self.mailer.send(message)
+        try:
+            return self.mailer.build(content.get("recipient_name", ""), row.recipient, content,
+                                     message_key=row.cause.replace(":", "."))
+        except (KeyError, TypeError, ValueError) as exc:
+            # A row no retry can send: failed for good, not looped on.
+            raise Unsendable(f"the message cannot be built: {type(exc).__name__}: {exc}") from exc
 
     def _failed(self, sessions, row, error, permanent=False):
-        final = self._write(sessions, lambda session: deliveries.mark_failed(
+        final = self._retrying_write(sessions, lambda session: deliveries.mark_failed(
             session, row, error, permanent))
         MESSAGES_FAILED.labels(row.kind, row.channel, "yes" if final else "no").inc()
         (log.error if final else log.warning)(

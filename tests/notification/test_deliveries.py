@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from services.notification import deliveries
 from services.notification.models import deliveries as table
@@ -65,21 +66,72 @@ def test_claimed_messages_handed_back_are_due_again_at_once(db):
     with transaction(db) as session:
         claimed = deliveries.claim_due(session)
     with transaction(db) as session:
-        deliveries.release(session, [row.id for row in claimed])
+        deliveries.release(session, claimed)
     with transaction(db) as session:
         assert len(deliveries.claim_due(session)) == 2
 
 
-def test_a_sender_short_of_time_hands_its_batch_back_unsent(db, monkeypatch):
+def expire_leases(db):
+    with transaction(db) as session:
+        session.execute(update(table).values(next_attempt_at=deliveries.utcnow() - timedelta(seconds=1)))
+
+
+def test_a_sender_behind_its_lease_neither_sends_nor_overwrites_the_next_claim(db):
+    queue(db)
+    with transaction(db) as session:
+        [late] = deliveries.claim_due(session)
+    expire_leases(db)
+    with transaction(db) as session:
+        [current] = deliveries.claim_due(session)
+    assert current.lease != late.lease
+    with transaction(db) as session:
+        assert deliveries.take(session, late) is False        # not sent by the late sender
+        assert deliveries.mark_sent(session, late) is False
+        deliveries.mark_failed(session, late, "too late")
+        deliveries.release(session, [late])
+    with transaction(db) as session:
+        assert session.execute(select(table.c.status, table.c.lease)).one() == ("sending", current.lease)
+        assert deliveries.take(session, current) is True
+        assert deliveries.mark_sent(session, current) is True
+    with transaction(db) as session:
+        assert session.execute(select(table.c.status, table.c.attempts)).one() == ("sent", 1)
+
+
+def sender():
+    from services.notification.mailer import Mailer
     from services.notification.sending import DeliveryWorker
-    queue(db, "status:r1:1")
-    queue(db, "status:r2:1")
+    worker = DeliveryWorker()
+    worker.mailer = Mailer("127.0.0.1", 9, "events@example.org", timeout=1)
+    return worker
+
+
+def test_a_batch_cut_short_hands_back_only_what_was_never_started(db):
+    for number in (1, 2, 3):
+        queue(db, f"status:r{number}:1")
     with transaction(db) as session:
         claimed = deliveries.claim_due(session)
-    monkeypatch.setattr(deliveries, "SEND_WITHIN", timedelta(0))
-    worker = DeliveryWorker()
-    worker._send = lambda sessions, row: pytest.fail("sent after the deadline")
-    worker._send_batch(db, claimed)
+    worker = sender()
+
+    def send(sessions, row):
+        if row.cause == "status:r2:1":
+            raise OperationalError("UPDATE", {}, Exception("the database went away"))
+        with transaction(sessions) as session:
+            deliveries.mark_sent(session, row)
+    worker._send = send
+    with pytest.raises(OperationalError):
+        worker._send_batch(db, claimed)
     with transaction(db) as session:
-        rows = session.execute(select(table.c.status, table.c.attempts)).all()
-    assert rows == [("queued", 0), ("queued", 0)]
+        rows = session.execute(select(table.c.cause, table.c.status).order_by(table.c.id)).all()
+    # The one in flight may have gone out: it waits for its lease, not sent again at once.
+    assert rows == [("status:r1:1", "sent"), ("status:r2:1", "sending"), ("status:r3:1", "queued")]
+
+
+def test_a_message_that_cannot_be_built_fails_for_good_instead_of_looping(db):
+    with transaction(db) as session:
+        deliveries.enqueue(session, "status:r1:1", "seat_confirmed", "a@example.org", "en",
+                           {"text": "no subject"}, "conf", "r1")
+        [row] = deliveries.claim_due(session)
+    sender()._send(db, row)
+    with transaction(db) as session:
+        stored = session.execute(select(table)).one()
+    assert stored.status == "failed" and "cannot be built" in stored.last_error

@@ -39,6 +39,9 @@ def test_a_newer_contract_still_reads_the_versions_it_grew_from():
         open_envelope({**body, "version": 3}, RegistrationRequested)     # from the future
     with pytest.raises(UnknownContract):
         open_envelope({**body, "version": 0}, RegistrationRequested)
+    with pytest.raises(ValueError, match="go together"):      # rules without their revision
+        RegistrationRequested(**{**v1, "seat_rules": SeatRules(
+            capacity=1, waitlist=True, confirmation_window=None, categories={}, sessions={})})
 
 
 def test_seat_rules_are_what_capacity_needs_of_an_event():
