@@ -61,6 +61,10 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"error: {name}={raw!r} is not a whole number")
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -76,6 +80,7 @@ class Settings:
     rate_limit_per_minute: int
     cors_allowed_origins: tuple[str, ...]
     trust_forwarded_for: bool
+    webhook_allow_private: bool
 
     @classmethod
     def from_env(cls, service: str) -> "Settings":
@@ -101,7 +106,8 @@ class Settings:
             cors_allowed_origins=tuple(o.strip().rstrip("/") for o in
                                        os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",")
                                        if o.strip()),
-            trust_forwarded_for=os.environ.get("TRUST_FORWARDED_FOR", "") in ("1", "true", "yes"),
+            trust_forwarded_for=_flag("TRUST_FORWARDED_FOR"),
+            webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
         )
 
     @property

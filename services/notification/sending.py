@@ -28,6 +28,7 @@ class DeliveryWorker(BackgroundLoop):
         super().setup()
         settings = self.container.config["SETTINGS"]
         self.mailer = Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_from)
+        self.allow_private = settings.webhook_allow_private
 
     def get_dependency(self, worker_ctx):
         return self
@@ -75,12 +76,12 @@ class DeliveryWorker(BackgroundLoop):
             return
         try:
             if row.channel == "webhook":
-                webhooks.post(sessions, row)
+                webhooks.post(sessions, row, self.allow_private)
             else:
                 self.mailer.send(self._build(row))
         except (PermanentFailure, webhooks.PermanentWebhookFailure, Unsendable) as exc:
             self._failed(sessions, row, str(exc), permanent=True)
-        except (smtplib.SMTPException, OSError, ValueError) as exc:
+        except (smtplib.SMTPException, OSError, ValueError, webhooks.WebhookFailure) as exc:
             if row.channel == "email":
                 self.mailer.close()
             self._failed(sessions, row, f"{type(exc).__name__}: {exc}")

@@ -102,6 +102,7 @@ class Service:
     @rpc(expected_exceptions=DomainError)
     def add_webhook(self, slug: str, url: str) -> dict:
         """The gateway has checked the event with its owner, registration."""
+        webhooks.check_url(url, self.config["SETTINGS"].webhook_allow_private)
         with transaction(self.db) as session:
             return webhooks.add(session, slug, url)
 

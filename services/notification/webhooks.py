@@ -11,8 +11,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import urllib.error
-import urllib.request
 import uuid
 from datetime import datetime, timezone
 
@@ -20,16 +18,29 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from shared.contracts import RegistrationStatusChanged
-from shared.errors import NotFound
+from shared.errors import Invalid, NotFound
 
-from . import deliveries
+from . import deliveries, destinations
 from .models import webhooks
 
 TIMEOUT = 10.0
 
 
 class PermanentWebhookFailure(Exception):
-    """The receiver said the hook is gone (410) or the hook was deleted."""
+    """The receiver said the hook is gone (410), the hook was deleted, or its
+    address is one webhooks may not reach."""
+
+
+class WebhookFailure(Exception):
+    """The receiver answered other than 2xx: retried with backoff."""
+
+
+def check_url(url: str, allow_private: bool) -> None:
+    """Refuse, at registration, a URL that webhooks may not reach (422)."""
+    try:
+        destinations.check_at_registration(url, allow_private)
+    except destinations.ForbiddenDestination as exc:
+        raise Invalid("the webhook URL is not allowed", [{"field": "url", "message": str(exc)}]) from None
 
 
 def add(session: Session, slug: str, url: str) -> dict:
@@ -79,7 +90,7 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post(session_factory, row) -> None:
+def post(session_factory, row, allow_private: bool) -> None:
     """POST one delivery; raises on failure (the caller retries with backoff)."""
     from shared.db import transaction
     with transaction(session_factory) as session:
@@ -87,14 +98,16 @@ def post(session_factory, row) -> None:
             webhooks.c.id == row.content["hook_id"])).scalar()
     if secret is None:
         raise PermanentWebhookFailure("the webhook was deleted")
+    try:
+        destination = destinations.resolve(row.recipient, allow_private)
+    except destinations.ForbiddenDestination as exc:
+        raise PermanentWebhookFailure(str(exc)) from None
     body = json.dumps(row.content["payload"], ensure_ascii=False).encode()
-    request = urllib.request.Request(row.recipient, data=body, method="POST", headers={
+    status = destinations.post(destination, body, timeout=TIMEOUT, headers={
         "Content-Type": "application/json", "User-Agent": "event-registration-webhooks",
         "X-Delivery-Id": row.cause, "X-Signature-256": signature(secret, body)})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            response.read(1024)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 410:
-            raise PermanentWebhookFailure("410 Gone") from None
-        raise
+    if status == 410:
+        raise PermanentWebhookFailure("410 Gone")
+    if not 200 <= status < 300:
+        raise WebhookFailure(f"the receiver answered {status}"
+                             + (" (redirects are not followed)" if 300 <= status < 400 else ""))

@@ -3,6 +3,7 @@ SMTP server receiving the email: gateway -> registration -> capacity ->
 registration -> notification -> SMTP."""
 import time
 
+import pytest
 import requests
 from icalendar import Calendar
 
@@ -120,3 +121,15 @@ def test_organisers_list_registrations_as_json_and_csv(stack):
     assert lines[0].startswith("id,status,name,email") and lines[0].endswith("answer:diet")
     assert "'=cmd" in lines[1] and lines[1].endswith("vegan")      # no formula in a spreadsheet
     assert requests.get(url, timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data/",
+                                 "http://localhost:15672/api/users", "https://[::1]/hook"])
+def test_a_webhook_cannot_point_into_the_private_network_by_default(stack, url):
+    event = stack.create_event()
+    hooks = f"{stack.base_url}/api/v1/events/{event['slug']}/webhooks"
+    response = requests.post(hooks, json={"url": url}, headers=stack.admin_headers(), timeout=10)
+    assert response.status_code == 422, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert [f["field"] for f in response.json()["errors"]] == ["url"]
+    assert requests.get(hooks, headers=stack.admin_headers(), timeout=10).json() == []
