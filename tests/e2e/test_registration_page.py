@@ -91,6 +91,18 @@ def test_errors_appear_next_to_their_fields(stack, browser):
     expect(page.locator("#outcome")).to_be_hidden()
 
 
+def test_a_field_the_server_refuses_is_explained_in_the_page_language(stack, browser):
+    event = stack.create_event(capacity=10, languages=["en", "ar"])
+    page = open_page(browser, stack, event["slug"], "ar")
+    page.get_by_label("الاسم الكامل").fill("سارة أحمد")
+    # Passes the page's own check; the server's email validation refuses it.
+    page.get_by_label("البريد الإلكتروني").fill("sara@exa_mple.org")
+    page.get_by_label("البريد الإلكتروني").press("Enter")
+    expect(page.locator("#email-error")).to_have_text("يُرجى إدخال عنوان بريد إلكتروني صالح.")
+    expect(page.get_by_label("البريد الإلكتروني")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#outcome")).to_be_hidden()
+
+
 def test_an_unknown_event_is_a_404_page(stack, browser):
     page = browser.new_page()
     response = page.goto(f"{stack.base_url}/events/no-such-event")

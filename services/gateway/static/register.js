@@ -74,6 +74,13 @@ function localChecks(values) {
   return problems;
 }
 
+// The API's field messages are English: in another language the page says
+// it in its own words, still next to the field the server named.
+function inPageLanguage(problem) {
+  if (data.lang === "en") return problem;
+  return {field: problem.field, message: problem.field === "email" ? text.bad_email : text.invalid};
+}
+
 function report(problems) {
   let first = null;
   for (const problem of problems) {
@@ -152,7 +159,7 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     if (response.status === 409) return report([{field: "email", message: text.already}]);
-    if (response.status === 422 && answer.errors) return report(answer.errors);
+    if (response.status === 422 && answer.errors) return report(answer.errors.map(inPageLanguage));
     if (response.status === 429) return report([{field: "body", message: text.busy}]);
     report([{field: "body", message: answer.detail || answer.title || text.busy}]);
   } catch (error) {
