@@ -111,6 +111,9 @@ class Category(Strict):
     title: Localized | None = None
 
 
+YEARS = (2000, 2200)
+
+
 class SessionSpec(Strict):
     slug: Slug
     title: Localized
@@ -123,6 +126,9 @@ class SessionSpec(Strict):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("must carry a UTC offset, e.g. 2026-12-18T10:00:00+03:00")
+        # Reminders and calendars do arithmetic on these: keep far from year 1 and 9999.
+        if not YEARS[0] <= value.year <= YEARS[1]:
+            raise ValueError(f"must be between the years {YEARS[0]} and {YEARS[1]}")
         return value
 
     @model_validator(mode="after")

@@ -60,6 +60,8 @@ def read_json(request: Request, media_types=("application/json",)) -> dict:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem(400, "Malformed JSON", str(exc)[:200]) from None
+    except RecursionError:
+        raise Problem(400, "Malformed JSON", "nested too deeply") from None
     if not isinstance(data, dict):
         raise Problem(400, "Malformed JSON", "the body must be a JSON object")
     return data

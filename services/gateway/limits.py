@@ -45,8 +45,11 @@ class RateLimiter:
 
 
 def client_address(request: Request, trust_forwarded: bool) -> str:
+    """The client's address. Behind a proxy, the last X-Forwarded-For entry:
+    the one the proxy appended itself (the ones before it are whatever the
+    client wrote, and would let it claim a fresh address per request)."""
     if trust_forwarded and request.headers.get("X-Forwarded-For"):
-        return request.headers["X-Forwarded-For"].split(",")[0].strip()
+        return request.headers["X-Forwarded-For"].split(",")[-1].strip() or "unknown"
     return request.remote_addr or "unknown"
 
 

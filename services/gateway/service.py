@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import time
 import uuid
 
@@ -16,7 +17,8 @@ from werkzeug.wrappers import Response
 
 from shared.logs import Correlation
 from shared.metrics import EntrypointMetrics
-from shared.schemas import AnnouncementRequest, EventSpec, RegistrationRequest, WebhookRequest
+from shared.schemas import (SLUG, AnnouncementRequest, EventSpec, RegistrationRequest,
+                            WebhookRequest)
 
 from . import exports, limits, openapi, pages
 from .http_api import (Problem, call, int_arg, is_admin, json_response, read_json,
@@ -27,6 +29,19 @@ MAX_WAIT = 30
 STATUSES = ("pending", "held", "confirmed", "waitlisted", "rejected", "cancelled", "expired")
 
 
+# What ids in paths look like: anything else names nothing (and must not reach
+# a query: PostgreSQL refuses a NUL in a string outright).
+PATH_SHAPES = {"slug": re.compile(SLUG), "registration_id": re.compile(r"^[0-9a-f]{32}$"),
+               "hook_id": re.compile(r"^[0-9a-f]{32}$")}
+
+
+def check_path(kwargs: dict) -> None:
+    for name, value in kwargs.items():
+        shape = PATH_SHAPES.get(name)
+        if shape is not None and not shape.match(value):
+            raise Problem(404, "Not found", f"no such {name.removesuffix('_id').replace('_', ' ')}")
+
+
 def answers_problems(method):
     """Every entrypoint answers with JSON or a problem document, never a 5xx
     traceback (an unexpected error is logged and reported as a plain 500),
@@ -34,6 +49,8 @@ def answers_problems(method):
     @functools.wraps(method)
     def wrapper(self, request, **kwargs):
         try:
+            if request.path.startswith("/api/"):     # pages answer with a page
+                check_path(kwargs)
             response = method(self, request, **kwargs)
         except Problem as problem:
             response = problem.response()
@@ -218,8 +235,12 @@ class Service:
         wait = int_arg(request, "wait", 0, 0, MAX_WAIT)
         deadline = time.monotonic() + wait
         registration = call(self.registration.get_registration, registration_id)
+        pause = 0.1
         while registration["status"] == "pending" and time.monotonic() < deadline:
-            eventlet.sleep(0.1)
+            # Backing off keeps a crowd of waiting pages from crowding out
+            # the registrations themselves during a rush.
+            eventlet.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 1.0)
             registration = call(self.registration.get_registration, registration_id)
         if registration["status"] == "waitlisted":
             live = call(self.capacity.waitlist_position, registration_id)
@@ -252,6 +273,7 @@ class Service:
     @answers_problems
     def registration_page(self, request, slug):
         try:
+            check_path({"slug": slug})
             event = call(self.registration.get_event, slug)
         except Problem as problem:
             if problem.status == 404:

@@ -35,10 +35,13 @@ def create_event(session: Session, outbox, spec: EventSpec) -> dict:
 _parsed: dict[tuple[str, int], EventSpec] = {}
 
 
-def load_event(session: Session, slug: str, lock: bool = False) -> tuple[EventSpec, int]:
+def load_event(session: Session, slug: str, lock: str | None = None) -> tuple[EventSpec, int]:
+    """The event and its revision. ``lock="share"`` (a registration) keeps it
+    from changing until the transaction ends; ``lock="update"`` (a change)
+    waits for those and keeps them out."""
     query = select(events.c.spec, events.c.revision).where(events.c.slug == slug)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(read=lock == "share")
     row = session.execute(query).first()
     if row is None:
         raise NotFound(f"no event {slug!r}")
@@ -76,7 +79,7 @@ def update_event(session: Session, outbox, slug: str, changes: dict, used_choice
     from shared.errors import Invalid
     from shared.schemas import field_errors, parse
 
-    spec, revision = load_event(session, slug, lock=True)
+    spec, revision = load_event(session, slug, lock="update")
     if "slug" in changes and changes["slug"] != slug:
         raise Invalid("the slug of an event cannot change", [{"field": "slug", "message": "fixed"}])
     document = {**spec.model_dump(mode="json"), **changes}

@@ -55,7 +55,9 @@ class Links:
 
 def register(session: Session, outbox, links: Links, slug: str, request: RegistrationRequest,
              idempotency_key: str | None = None) -> dict:
-    event, revision = load_event(session, slug)
+    # Shared lock: a PATCH cannot remove the session or category this
+    # registration names while it is being stored.
+    event, revision = load_event(session, slug, lock="share")
     request_hash = _hash(slug, request)
     if idempotency_key:
         earlier = _earlier_answer(session, slug, idempotency_key, request_hash)

@@ -28,6 +28,7 @@ def test_bodies_are_read_within_limits():
     assert status_of(lambda: read_json(make_request(b"{" + b" " * MAX_BODY + b"}"))) == 413
     assert status_of(lambda: read_json(make_request(b'{"a": '))) == 400
     assert status_of(lambda: read_json(make_request(b"[1, 2]"))) == 400
+    assert status_of(lambda: read_json(make_request(b"[" * 50000))) == 400    # no RecursionError
     assert status_of(lambda: read_json(make_request(b"\xff\xfe"))) == 400
 
 
@@ -79,3 +80,11 @@ def test_csv_cells_cannot_run_as_formulas():
     text = registrations_csv([{"id": "r1", "name": "@x", "sessions": ["a", "b"],
                                "answers": {"topic": "-1"}}], ["topic"])
     assert text.splitlines()[1].startswith("r1,,'@x") and text.rstrip().endswith("'-1")
+
+
+def test_behind_a_proxy_the_client_is_the_address_the_proxy_saw():
+    from services.gateway.limits import client_address
+    # The client wrote the first entry itself; the proxy appended the last one.
+    request = make_request(headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.7"})
+    assert client_address(request, trust_forwarded=True) == "203.0.113.7"
+    assert client_address(request, trust_forwarded=False) != "1.2.3.4"

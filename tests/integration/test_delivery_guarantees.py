@@ -118,6 +118,7 @@ def test_a_poison_message_is_retried_then_parked_in_the_dead_letter_queue(stack)
 BAD_REQUESTS = [
     ("malformed JSON", b'{"name": ', "application/json", 400),
     ("not an object", b'["a"]', "application/json", 400),
+    ("nested too deeply", b"[" * 50000, "application/json", 400),
     ("wrong content type", b'name=a', "application/x-www-form-urlencoded", 415),
     ("too large", b'{"name": "' + b"a" * 70000 + b'"}', "application/json", 413),
     ("wrong type", b'{"name": 7, "email": "a@example.org"}', "application/json", 422),
@@ -149,6 +150,17 @@ def test_bad_input_is_a_clear_4xx_and_leaves_nothing_behind(stack):
     assert seats["states"] == {}                     # nothing reached capacity
     assert requests.post(f"{stack.base_url}/api/v1/events", json={"slug": "x"},
                          timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events/a%00b", "/api/v1/events/UPPER/stats",
+                                  "/api/v1/events/a%00b/registrations",
+                                  "/api/v1/registrations/%00?token=x"])
+def test_a_malformed_id_in_a_path_names_nothing(stack, path):
+    response = requests.get(stack.base_url + path, headers=stack.admin_headers(), timeout=10)
+    assert response.status_code == 404, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    page = requests.get(f"{stack.base_url}/events/a%00b", timeout=10)
+    assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
 
 
 def test_quorum_queues_work_end_to_end(tmp_path_factory):

@@ -153,3 +153,36 @@ def test_only_a_live_hold_can_be_confirmed(db, outbox):
            hold_expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
     with pytest.raises(NotAllowed), transaction(db) as session:
         registrations.confirm(session, outbox, answer["id"])
+
+
+def test_a_change_to_the_event_waits_for_registrations_being_stored_on_postgres(outbox):
+    """A PATCH counts the sessions in use only after registrations that hold
+    the event's row (shared) have committed, so none can name a session the
+    PATCH then removes."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import sessionmaker
+
+    from shared.db import make_engine, run_migrations
+    from tests.harness import ROOT, PostgresDatabases, require_postgres
+    require_postgres()
+    databases = PostgresDatabases(["registration"]).create()
+    engine = make_engine(databases.url("registration"))
+    try:
+        run_migrations(engine, ROOT / "services" / "registration" / "migrations")
+        db = sessionmaker(engine, expire_on_commit=False)
+        spec = make_event(db, outbox)
+        registering, other = db(), db()
+        with registering.begin():
+            registrations.register(registering, outbox, LINKS, spec.slug, request())
+            with other.begin():           # a second registration is not held up
+                registrations.register(other, outbox, LINKS, spec.slug,
+                                       request(email="second@example.org"))
+            with pytest.raises(OperationalError, match="lock"), other.begin():
+                other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                catalogue.load_event(other, spec.slug, lock="update")     # a PATCH waits
+        registering.close()
+        other.close()
+    finally:
+        engine.dispose()
+        databases.drop()
