@@ -293,6 +293,15 @@ class Stack:
         assert response.status_code == expect, response.text
         return response.json()
 
+    def register_in_turn(self, slug: str, **fields) -> dict:
+        """Register and wait for the decision. Requests sent back to back can
+        be decided in either order (docs/reliability.md): a test that relies
+        on the order lets each be decided before sending the next."""
+        answer = self.register(slug, **fields)
+        wait_until(lambda: self.status(answer, wait=5)["status"] != "pending", 20,
+                   message="the seat decision")
+        return answer
+
     def status(self, registration: dict, wait: int = 0) -> dict:
         response = requests.get(f"{self.base_url}/api/v1/registrations/{registration['id']}",
                                 params={"token": registration["token"], "wait": wait}, timeout=40)

@@ -57,8 +57,8 @@ def test_a_twice_delivered_message_has_one_effect(stack):
     status_tap = Tap(stack, "registration.events", "registration.status_changed")
     decision_tap = Tap(stack, "capacity.events", "seat.decided")
     try:
-        first = stack.register(event["slug"], email="dup-first@example.org")
-        second = stack.register(event["slug"], email="dup-second@example.org")
+        first = stack.register_in_turn(event["slug"], email="dup-first@example.org")
+        second = stack.register_in_turn(event["slug"], email="dup-second@example.org")
         assert stack.status(first, wait=10)["status"] == "confirmed"
         assert stack.wait_for_status(second, "waitlisted")
         confirmed = status_tap.take(lambda b: b["data"]["registration_id"] == first["id"]

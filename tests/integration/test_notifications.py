@@ -80,9 +80,9 @@ def test_a_moved_session_moves_its_reminder_and_sends_an_updated_invite(stack):
 
 def test_an_announcement_reaches_every_seated_attendee_in_their_language(stack):
     event = stack.create_event(capacity=2)
-    arabic = stack.register(event["slug"], email="ann-ar@example.org", language="ar")
-    french = stack.register(event["slug"], email="ann-fr@example.org", language="fr")
-    waiting = stack.register(event["slug"], email="ann-wait@example.org")
+    arabic = stack.register_in_turn(event["slug"], email="ann-ar@example.org", language="ar")
+    french = stack.register_in_turn(event["slug"], email="ann-fr@example.org", language="fr")
+    waiting = stack.register_in_turn(event["slug"], email="ann-wait@example.org")
     stack.wait_for_status(arabic, "confirmed")
     stack.wait_for_status(french, "confirmed")
     stack.wait_for_status(waiting, "waitlisted")

@@ -24,8 +24,8 @@ def stack(tmp_path_factory):
         stack.start()
         event = stack.create_event(capacity=1)
         stack.trace = "trace-" + uuid.uuid4().hex
-        stack.traced = stack.register(event["slug"], email="traced@example.org",
-                                      headers={"X-Request-Id": stack.trace})
+        stack.traced = stack.register_in_turn(event["slug"], email="traced@example.org",
+                                              headers={"X-Request-Id": stack.trace})
         stack.register(event["slug"], email="second@example.org")
         stack.smtp.mailbox.wait_for("traced@example.org")
         stack.smtp.mailbox.wait_for("second@example.org")

@@ -41,8 +41,8 @@ def test_a_full_event_waitlists_and_a_cancellation_promotes_the_first_waiting(st
     event = stack.create_event(capacity=1)
     first = stack.register(event["slug"], email="first@example.org")
     assert stack.status(first, wait=10)["status"] == "confirmed"
-    second = stack.register(event["slug"], email="second@example.org")
-    third = stack.register(event["slug"], email="third@example.org")
+    second = stack.register_in_turn(event["slug"], email="second@example.org")
+    third = stack.register_in_turn(event["slug"], email="third@example.org")
     assert stack.wait_for_status(second, "waitlisted")["waitlist_position"] == 1
     assert stack.wait_for_status(third, "waitlisted")["waitlist_position"] == 2
     [waitlisted] = stack.smtp.mailbox.wait_for("second@example.org")
@@ -105,8 +105,8 @@ def test_a_wrong_token_cannot_read_or_act(stack):
 def test_organisers_list_registrations_as_json_and_csv(stack):
     event = stack.create_event(capacity=1, questions=[
         {"slug": "diet", "label": {"en": "Diet"}, "type": "text"}])
-    first = stack.register(event["slug"], name="=cmd|' /C calc'!A0", answers={"diet": "vegan"})
-    second = stack.register(event["slug"], email="list-second@example.org")
+    first = stack.register_in_turn(event["slug"], name="=cmd|' /C calc'!A0", answers={"diet": "vegan"})
+    second = stack.register_in_turn(event["slug"], email="list-second@example.org")
     stack.status(first, wait=10)
     stack.wait_for_status(second, "waitlisted")
     url = f"{stack.base_url}/api/v1/events/{event['slug']}/registrations"

@@ -56,7 +56,7 @@ def test_the_manage_page_shows_the_hold_and_offers_to_confirm(stack):
 def test_category_pools_fill_separately(stack):
     event = stack.create_event(capacity=10, categories=[{"slug": "local", "capacity": 1},
                                                         {"slug": "international", "capacity": 2}])
-    local = [stack.register(event["slug"], category="local") for _ in range(2)]
+    local = [stack.register_in_turn(event["slug"], category="local") for _ in range(2)]
     international = [stack.register(event["slug"], category="international") for _ in range(2)]
     assert stack.status(local[0], wait=10)["status"] == "confirmed"
     assert stack.wait_for_status(local[1], "waitlisted")["waitlist_position"] == 1
@@ -83,8 +83,8 @@ def test_a_session_limit_applies_on_top_of_the_event(stack):
 
 def test_raising_capacity_promotes_and_stats_tell_everything(stack):
     event = stack.create_event(capacity=1, languages=["en", "ar", "fr"])
-    seated = stack.register(event["slug"], language="ar")
-    waiting = [stack.register(event["slug"], language=lang) for lang in ("fr", "fr", "en")]
+    seated = stack.register_in_turn(event["slug"], language="ar")
+    waiting = [stack.register_in_turn(event["slug"], language=lang) for lang in ("fr", "fr", "en")]
     stack.status(seated, wait=10)
     for registration in waiting:
         stack.wait_for_status(registration, "waitlisted")
