@@ -11,11 +11,11 @@ import uuid
 import eventlet
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from shared.logs import Correlation
+from shared.messaging import ReliableRpcProxy
 from shared.metrics import EntrypointMetrics
 from shared.schemas import (SLUG, AnnouncementRequest, EventSpec, RegistrationRequest,
                             WebhookRequest)
@@ -99,9 +99,9 @@ class Service:
     name = "gateway"
 
     config = Config()
-    registration = RpcProxy("registration")
-    capacity = RpcProxy("capacity")
-    notification = RpcProxy("notification")
+    registration = ReliableRpcProxy("registration")
+    capacity = ReliableRpcProxy("capacity")
+    notification = ReliableRpcProxy("notification")
     metrics = EntrypointMetrics()
     correlation = Correlation()
     limiter = Limiter()

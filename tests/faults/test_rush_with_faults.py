@@ -48,9 +48,11 @@ def stack(tmp_path_factory):
 class Faults:
     """Injects the faults on a timeline and records what it did."""
 
-    def __init__(self, stack):
-        self.stack = stack
+    def __init__(self, stack, url):
+        self.stack, self.url = stack, url
+        self.probes = []
         self.log = []
+        self.killed = []
         self.broker_back_at = None
 
     def note(self, what):
@@ -62,13 +64,16 @@ class Faults:
         for name in ("capacity", "notification"):
             victim = next(p for p in self.stack.processes if p.name == name and p.alive())
             victim.kill()
+            self.killed.append(victim)
             self.note(f"SIGKILL {name}")
             self.stack.start_service(name)
             self.note(f"started a fresh {name}")
         time.sleep(4)
         rabbitmqctl("stop_app")
         self.note("RabbitMQ application stopped")
-        time.sleep(6)
+        time.sleep(1)
+        self.probe_while_the_broker_is_away()
+        time.sleep(1)
         rabbitmqctl("start_app")
         self.broker_back_at = time.monotonic()
         self.note("RabbitMQ application started")
@@ -81,6 +86,20 @@ class Faults:
         time.sleep(4)
         self.stack.smtp.start()
         self.note("SMTP server back")
+
+    def probe_while_the_broker_is_away(self):
+        """Registrations made while the broker is away are answered 503 at
+        once (the rush's own clients may all be busy with requests made before
+        the stop, which complete after it). A 503 stores nothing, so the
+        probes leave the rush's numbers alone."""
+        for index in range(2):
+            started = time.monotonic()
+            response = requests.post(self.url, json={"name": "Probe", "email": f"probe-{index}@example.org"},
+                                     headers={"Idempotency-Key": f"probe-{index}"}, timeout=30)
+            self.probes.append((response.status_code, response.headers.get("Retry-After"),
+                                round(time.monotonic() - started, 1)))
+            time.sleep(0.5)
+        self.note(f"probes while the broker was away: {self.probes}")
 
     def cut_database_connections(self) -> int:
         names = [self.stack.postgres.names[d] for d in DATABASES]
@@ -110,7 +129,7 @@ def test_a_rush_survives_kills_a_broker_restart_smtp_and_database_outages(stack)
     url = f"{stack.base_url}/api/v1/events/{event['slug']}/registrations"
     answered_503 = []
     first_202_after_broker = []
-    faults = Faults(stack)
+    faults = Faults(stack, url)
 
     def attempt(index):
         body = {"name": f"Attendee {index}", "email": f"fault-{index}@example.org"}
@@ -168,6 +187,26 @@ def test_a_rush_survives_kills_a_broker_restart_smtp_and_database_outages(stack)
     time.sleep(5)                      # room for a late duplicate to show itself
     all_told = time.monotonic() - started
 
+    mail = stack.smtp.mailbox.by_recipient()
+    # One cause each (the decision), so one distinct message each: the
+    # Message-ID is derived from the cause.
+    distinct = {address: {m["Message-ID"] for m in messages} for address, messages in mail.items()}
+    resent = sum(len(messages) - 1 for messages in mail.values())
+    died = [p.name for p in stack.processes if p not in faults.killed and not p.alive()]
+    recovery = first_202_after_broker[0] - faults.broker_back_at if first_202_after_broker else None
+    # Printed before the checks, so that a failing run says what it saw.
+    report = {"attempts": ATTEMPTS, "seats": SEATS, "faults": faults.log,
+              "accepted_s": round(accepted, 1), "decided_s": round(all_decided, 1),
+              "all_emails_s": round(all_told, 1), "answers_503": len(answered_503),
+              "first_202_after_broker_restart_s": round(recovery, 1) if recovery else None,
+              "decided": counts, "attendees_emailed": len(mail),
+              "lost": ATTEMPTS - len(mail),
+              "duplicates_by_cause": sum(1 for ids in distinct.values() if len(ids) != 1),
+              "identical_resends": resent, "processes_that_died": died}
+    print("FAULT REPORT " + json.dumps(report))
+
+    # No process gave up on its own (a broker restart must not end a service).
+    assert died == [], f"these ended during the faults: {died}"
     # Nothing lost, nothing doubled, never oversold.
     assert len({a["id"] for a in answers}) == ATTEMPTS
     assert counts == {"confirmed": SEATS, "waitlisted": ATTEMPTS - SEATS}
@@ -175,27 +214,18 @@ def test_a_rush_survives_kills_a_broker_restart_smtp_and_database_outages(stack)
     assert used == SEATS
     positions = query(stack, "capacity", "SELECT count(*) FROM reservations WHERE state = 'waitlisted'")
     assert positions == [(ATTEMPTS - SEATS,)]
-    mail = stack.smtp.mailbox.by_recipient()
     assert len(mail) == ATTEMPTS
-    # One cause each (the decision), so one distinct message each: the
-    # Message-ID is derived from the cause.
-    distinct = {address: {m["Message-ID"] for m in messages} for address, messages in mail.items()}
     assert {a: ids for a, ids in distinct.items() if len(ids) != 1} == {}
-    # A sender SIGKILLed after the SMTP server took a message and before it
-    # recorded that can send that same message again (docs/reliability.md):
-    # at most one per killed sender.
-    resent = sum(len(messages) - 1 for messages in mail.values())
-    assert resent <= 1, resent
+    # Email is at least once at the SMTP boundary (docs/reliability.md): the
+    # same message again is possible from the SIGKILLed sender (taken, not yet
+    # recorded) and from the SMTP server stopped between taking a message and
+    # answering "250". At most one each.
+    assert resent <= 2, resent
     for database in ("registration", "capacity"):
         assert query(stack, database, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)]
     assert delivery_log() == [("sent", ATTEMPTS)]
     assert query(stack, "notification", "SELECT count(DISTINCT cause) FROM deliveries") == [(ATTEMPTS,)]
-    assert answered_503, "the gateway should have answered 503 while the broker was away"
-
-    recovery = first_202_after_broker[0] - faults.broker_back_at if first_202_after_broker else None
-    report = {"attempts": ATTEMPTS, "seats": SEATS, "faults": faults.log,
-              "accepted_s": round(accepted, 1), "decided_s": round(all_decided, 1),
-              "all_emails_s": round(all_told, 1), "answers_503": len(answered_503),
-              "first_202_after_broker_restart_s": round(recovery, 1) if recovery else None,
-              "lost": 0, "duplicates_by_cause": 0, "identical_resends_after_sigkill": resent}
-    print("FAULT REPORT " + json.dumps(report))
+    # While the broker was away the gateway answered at once, 503 with Retry-After.
+    assert [(status, bool(retry_after)) for status, retry_after, _ in faults.probes] == [(503, True)] * 2
+    # (not held until the broker came back, nor until the 15 s RPC timeout)
+    assert all(seconds < 10 for _, _, seconds in faults.probes), faults.probes
