@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+from datetime import timezone
 from pathlib import Path
 
-from datetime import timezone
-
 from nameko.extensions import DependencyProvider
-
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker

@@ -47,8 +47,9 @@ def apply_event(session: Session, outbox, spec: EventSpec, revision: int) -> Non
     apply_rules(session, outbox, spec.slug, SeatRules.of(spec), revision)
 
 
-def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision: int) -> None:
-    """Take an event's seat rules at a revision; an older revision changes nothing."""
+def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision: int):
+    """Take an event's seat rules at a revision (an older revision changes
+    nothing); returns the event's row, locked."""
     current = _lock_event(session, slug, must_exist=False)
     if current is None:
         # The first requests of a new event may arrive together: one creates
@@ -57,7 +58,7 @@ def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision:
                          waitlist=rules.waitlist, next_queue_seq=1)
         current = _lock_event(session, slug)
     if current.revision >= revision:
-        return   # an older description, overtaken by a newer one
+        return current   # an older description, overtaken by a newer one
     hold_seconds = (int(parse_duration(rules.confirmation_window).total_seconds())
                     if rules.confirmation_window else None)
     session.execute(update(seat_events).where(seat_events.c.event_slug == slug).values(
@@ -76,17 +77,21 @@ def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision:
             # new is seated until enough are freed.
             session.execute(update(seat_pools).where(
                 seat_pools.c.event_slug == slug, seat_pools.c.pool == key).values(capacity=capacity))
+    event = _lock_event(session, slug)
     if current.revision > 0:     # a capacity raise: the waiting list moves up
-        _fill_free_seats(session, outbox, _lock_event(session, slug))
+        _fill_free_seats(session, outbox, event)
+    return event
 
 
 # -- a registration asks for a seat ------------------------------------------
 def reserve(session: Session, outbox, request: RegistrationRequested) -> None:
     if request.seat_rules is not None:
-        # The request brings its event's rules: it is decided now, in the
-        # order it came, even if the event's own message is still on its way.
-        apply_rules(session, outbox, request.event_slug, request.seat_rules, request.event_revision)
-    event = _lock_event(session, request.event_slug)
+        # The request brings its event's rules: it is decided now, even if
+        # the event's own message is still on its way.
+        event = apply_rules(session, outbox, request.event_slug, request.seat_rules,
+                            request.event_revision)
+    else:
+        event = _lock_event(session, request.event_slug)
     if _reservation(session, request.registration_id) is not None:
         return   # decided before (or cancelled before it got here)
     now = utcnow()

@@ -80,10 +80,12 @@ def take(session: Session, row) -> bool:
 
 
 def release(session: Session, rows: list) -> None:
-    """Hand claimed messages back unsent, due now."""
-    for row in rows:
-        session.execute(update(deliveries).where(_held(row)).values(
-            status="queued", lease=None, next_attempt_at=utcnow()))
+    """Hand claimed messages back unsent, due now (those still under the
+    leases that claimed them)."""
+    session.execute(update(deliveries).where(
+        deliveries.c.id.in_([row.id for row in rows]), deliveries.c.status == "sending",
+        deliveries.c.lease.in_({row.lease for row in rows})).values(
+        status="queued", lease=None, next_attempt_at=utcnow()))
 
 
 def mark_sent(session: Session, row) -> bool:

@@ -54,33 +54,22 @@ def resolve(url: str, allow_private: bool) -> Destination:
     return Destination(parts.scheme, parts.hostname, port, path, addresses[0])
 
 
-def check_at_registration(url: str, allow_private: bool) -> None:
-    """Refuse a forbidden URL when it is registered; a host that does not
-    resolve yet is accepted and checked again at every send."""
-    try:
-        resolve(url, allow_private)
-    except OSError:
-        pass
-
-
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, destination: Destination, timeout: float):
         super().__init__(destination.host, destination.port, timeout=timeout)
         self._address = destination.address
 
-    def connect(self):
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, destination: Destination, timeout: float):
-        super().__init__(destination.host, destination.port, timeout=timeout)
-        self._address = destination.address
+    def _socket(self):
+        return socket.create_connection((self._address, self.port), self.timeout)
 
     def connect(self):
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._socket()
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection, http.client.HTTPSConnection):
+    def connect(self):
         # The certificate is checked against the URL's host name, as usual.
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._context.wrap_socket(self._socket(), server_hostname=self.host)
 
 
 def post(destination: Destination, body: bytes, headers: dict, timeout: float) -> int:

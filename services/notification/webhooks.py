@@ -36,11 +36,14 @@ class WebhookFailure(Exception):
 
 
 def check_url(url: str, allow_private: bool) -> None:
-    """Refuse, at registration, a URL that webhooks may not reach (422)."""
+    """Refuse, at registration, a URL that webhooks may not reach (422). A
+    host that does not resolve yet is accepted: every send checks again."""
     try:
-        destinations.check_at_registration(url, allow_private)
+        destinations.resolve(url, allow_private)
     except destinations.ForbiddenDestination as exc:
         raise Invalid("the webhook URL is not allowed", [{"field": "url", "message": str(exc)}]) from None
+    except OSError:
+        pass
 
 
 def add(session: Session, slug: str, url: str) -> dict:

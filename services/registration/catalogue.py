@@ -68,11 +68,13 @@ def public_view(spec: EventSpec) -> dict:
 
 
 
-def update_event(session: Session, outbox, slug: str, changes: dict, used_choices: dict) -> dict:
+def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_use) -> dict:
     """Apply a partial change (top-level fields replaced) and republish.
 
-    ``used_choices`` maps "sessions"/"categories"/"languages" to the values
-    registrations already use: those cannot disappear from under them.
+    ``choices_in_use(session, slug)`` maps "sessions"/"categories"/"languages"
+    to the values registrations already use: those cannot disappear from under
+    them. It is asked after the event is locked, so registrations being stored
+    (which hold the event shared) are counted, and new ones wait for the change.
     """
     from pydantic import ValidationError
 
@@ -87,7 +89,7 @@ def update_event(session: Session, outbox, slug: str, changes: dict, used_choice
         updated = parse(EventSpec, document)
     except ValidationError as exc:
         raise Invalid("the changed event is not valid", field_errors(exc)) from None
-    problems = _removed_in_use(updated, used_choices)
+    problems = _removed_in_use(updated, choices_in_use(session, slug))
     if problems:
         raise Conflict("registrations still use what the change removes", problems)
     if updated == spec:

@@ -64,13 +64,8 @@ class Service:
 
     @rpc(expected_exceptions=DomainError)
     def update_event(self, slug: str, changes: dict) -> dict:
-        def work(session):
-            # Lock first: registrations being stored finish before the choices
-            # in use are counted, and new ones wait for the change.
-            catalogue.load_event(session, slug, lock="update")
-            used = registrations.choices_in_use(session, slug)
-            return catalogue.update_event(session, self.outbox, slug, changes, used)
-        return self._in_transaction(work)
+        return self._in_transaction(lambda s: catalogue.update_event(
+            s, self.outbox, slug, changes, registrations.choices_in_use))
 
     @rpc(expected_exceptions=DomainError)
     def stats(self, slug: str) -> dict:
