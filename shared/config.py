@@ -74,6 +74,7 @@ class Settings:
     smtp_host: str
     smtp_port: int
     smtp_from: str
+    smtp_connections: int
     public_base_url: str
     metrics_port: int
     reminder_poll_seconds: float
@@ -99,6 +100,7 @@ class Settings:
             smtp_host=os.environ.get("SMTP_HOST", "localhost"),
             smtp_port=_int("SMTP_PORT", 1025),
             smtp_from=os.environ.get("SMTP_FROM", "events@localhost"),
+            smtp_connections=max(1, _int("SMTP_CONNECTIONS", 4)),
             public_base_url=os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
             metrics_port=_int("METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
             reminder_poll_seconds=float(os.environ.get("REMINDER_POLL_SECONDS") or 5),

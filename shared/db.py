@@ -44,14 +44,29 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def skip_locked(query, session: Session):
+    """Rows for this transaction alone: other claimers skip them (PostgreSQL).
+    SQLite needs nothing: BEGIN IMMEDIATE already serializes writers."""
+    return query if is_sqlite(session.get_bind()) else query.with_for_update(skip_locked=True)
+
+
+def locked(query, session: Session, read: bool = False):
+    """Rows locked until this transaction ends: ``FOR UPDATE`` (``FOR SHARE``
+    with ``read``) on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes writers."""
+    return query if is_sqlite(session.get_bind()) else query.with_for_update(read=read)
+
+
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg2")
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
+    # No pre-ping: it costs a round trip per transaction. A connection found
+    # dead fails its transaction, SQLAlchemy then discards the pool's stale
+    # connections, and every caller retries (``retrying``, the loops' next tick).
     return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size,
-                         pool_pre_ping=True, pool_recycle=1800)
+                         pool_recycle=1800)
 
 
 def _sqlite_engine(url) -> Engine:
@@ -91,15 +106,48 @@ def transaction(session_factory: sessionmaker):
         session.close()
 
 
-def insert_if_absent(session: Session, table, **values) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True if this call inserted the row.
-    On PostgreSQL a concurrent insert of the same key is waited for, so the
-    loser finds the winner's row instead of failing."""
+def _upsert_dialect(session: Session):
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def insert_if_absent(session: Session, table, **values) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True if this call inserted the row.
+    On PostgreSQL a concurrent insert of the same key is waited for, so the
+    loser finds the winner's row instead of failing."""
+    insert = _upsert_dialect(session)
     return session.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
+
+
+def insert_absent(session: Session, table, rows: list[dict], returning) -> list:
+    """Many rows in one INSERT ... ON CONFLICT DO NOTHING; returns the
+    ``returning`` column of the rows this call inserted (the others existed,
+    or were inserted by a concurrent transaction that committed first). Give
+    rows in a fixed order (sorted by key) so that two such inserts over the
+    same keys cannot deadlock."""
+    if not rows:
+        return []
+    insert = _upsert_dialect(session)
+    return list(session.execute(
+        insert(table).values(rows).on_conflict_do_nothing().returning(returning)).scalars())
+
+
+def retrying(work, attempts: int = 3, pause: float = 0.0):
+    """``work()`` again after a lost connection, a deadlock or a clash with a
+    concurrent twin (each a reason to look at the current state anew)."""
+    from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+    for attempt in range(attempts):
+        try:
+            return work()
+        except (IntegrityError, OperationalError, InterfaceError):
+            if attempt == attempts - 1:
+                raise
+            if pause:
+                import eventlet
+                eventlet.sleep(min(2.0, pause * 2 ** attempt))
 
 
 def ping(session_factory: sessionmaker) -> bool:

@@ -1,18 +1,20 @@
 """Idempotent consumers: the ids of processed messages, recorded in the same
 transaction as their effect.
 
-The row is inserted first, so two replicas that receive the same message at
-once collide on the primary key: one commits, the other rolls back and, on
-redelivery, sees the message as done.
+The rows are inserted first, so two replicas that receive the same message at
+once collide on the primary key: one commits, the other waits for it and then
+finds the message done.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.orm import Session
 
-from shared.db import UTCDateTime, insert_if_absent
+from shared.contracts import Contract, open_envelope
+from shared.db import UTCDateTime, insert_absent, retrying, transaction
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -24,35 +26,62 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
-def first_delivery(session: Session, table: Table, message_id: str, handler: str) -> bool:
-    """Record the message as processed; False if it already was.
+@dataclass(frozen=True)
+class Received:
+    """One message of a batch, opened: its id, its content and the
+    correlation id of the request that caused it."""
+    message_id: str
+    message: Contract
+    correlation_id: str | None
 
-    One INSERT ... ON CONFLICT DO NOTHING: on PostgreSQL a concurrent twin
-    waits for the first transaction and then finds the row there."""
-    return insert_if_absent(session, table, message_id=message_id, handler=handler,
-                            processed_at=datetime.now(timezone.utc))
+
+def first_deliveries(session: Session, table: Table, handler: str,
+                     received: list[Received]) -> list[Received]:
+    """Record the messages as processed; returns those that were not, in
+    the order given, each once."""
+    now = datetime.now(timezone.utc)
+    ids = sorted({item.message_id for item in received})
+    fresh = set(insert_absent(session, table, [
+        {"message_id": message_id, "handler": handler, "processed_at": now} for message_id in ids],
+        table.c.message_id))
+    first = []
+    for item in received:
+        if item.message_id in fresh:
+            fresh.discard(item.message_id)
+            first.append(item)
+    return first
 
 
-def process_once(session_factory, table: Table, body: dict, contract, handler: str, apply,
-                 attempts: int = 3):
-    """Open the envelope and apply ``apply(session, message)`` once per
-    message id, in one transaction with the inbox record (and whatever outbox
-    rows ``apply`` adds). A clash with a concurrent twin, or a deadlock, is
-    retried: the inbox then tells whether anything is left to do.
+def open_all(bodies: list[dict], contract: type[Contract]) -> list[Received]:
+    received = []
+    for body in bodies:
+        message_id, message = open_envelope(body, contract)
+        received.append(Received(message_id, message, body.get("correlation_id")))
+    return received
+
+
+def process_batch(session_factory, table: Table, bodies: list[dict], contract, handler: str,
+                  apply) -> list[Received]:
+    """Apply ``apply(session, received)`` to the messages of a batch not
+    processed before, in one transaction with their inbox records (and
+    whatever outbox rows ``apply`` adds). A clash with a concurrent twin, a
+    deadlock or a lost connection runs the batch again: the inbox then tells
+    what is left to do. Returns the messages this call applied."""
+    received = open_all(bodies, contract)
+
+    def once():
+        with transaction(session_factory) as session:
+            fresh = first_deliveries(session, table, handler, received)
+            if fresh:
+                apply(session, fresh)
+            return fresh
+    return retrying(once)
+
+
+def process_once(session_factory, table: Table, body: dict, contract, handler: str, apply):
+    """``process_batch`` for one message: ``apply(session, message)``.
     Returns the message and whether this call applied it."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
-    from shared.contracts import open_envelope
-    from shared.db import transaction
-
-    message_id, message = open_envelope(body, contract)
-    for attempt in range(attempts):
-        try:
-            with transaction(session_factory) as session:
-                if not first_delivery(session, table, message_id, handler):
-                    return message, False
-                apply(session, message)
-                return message, True
-        except (IntegrityError, OperationalError):
-            if attempt == attempts - 1:
-                raise
+    applied = process_batch(session_factory, table, [body], contract, handler,
+                            lambda session, fresh: apply(session, fresh[0].message))
+    _, message = open_envelope(body, contract)
+    return message, bool(applied)

@@ -19,6 +19,7 @@ class BackgroundLoop(DependencyProvider):
         self._wake = Event()
         self._running = False
         self._thread = None
+        self._wake_after: set = set()      # workers that asked for a run when done
 
     def start(self):
         self._running = True
@@ -39,14 +40,15 @@ class BackgroundLoop(DependencyProvider):
         if not self._wake.ready():
             self._wake.send(True)
 
-    def wake_after_worker(self):
-        """Run the loop as soon as the current worker is done (and has
-        committed what the loop is to pick up)."""
-        self._wake_requested = True
+    def wake_after_worker(self, worker_ctx):
+        """Run the loop as soon as this worker is done (and has committed
+        what the loop is to pick up). Kept per worker: another worker that
+        finishes first must not take the wake-up before this one committed."""
+        self._wake_after.add(worker_ctx)
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
-        if getattr(self, "_wake_requested", False):
-            self._wake_requested = False
+        if worker_ctx in self._wake_after:
+            self._wake_after.discard(worker_ctx)
             self.wake()
 
     def session_factory(self):

@@ -172,3 +172,114 @@ class ReliableRpcProxy(RpcProxy):
     def __init__(self, target_service, **options):
         options.setdefault("retry_policy", self.RETRY_POLICY)
         super().__init__(target_service, **options)
+
+
+class Unconfirmed(Exception):
+    """The broker refused (nacked) a message of a batch, or did not confirm
+    the batch in time: nothing of it counts as published."""
+
+
+class ConfirmedPublisher:
+    """Publishes a batch of messages and waits once for the broker's
+    confirms, instead of once per message (py-amqp's ``basic_publish_confirm``
+    and so kombu's ``confirm_publish`` wait after every message).
+
+    The channel is in confirm mode; messages are published ``mandatory``, so
+    one that no queue takes comes back (``basic.return``, which the broker
+    sends before that message's ack) and is reported as unroutable. One
+    connection is kept and made again after any failure.
+    """
+
+    def __init__(self, amqp_uri: str, timeout: float = 10.0):
+        self.amqp_uri, self.timeout = amqp_uri, timeout
+        self._connection = None
+        self._channel = None
+        self._declared: set[str] = set()
+
+    def publish(self, messages: list[dict]) -> set[str]:
+        """Each message: ``{"exchange", "routing_key", "body", "message_id",
+        "headers"}``. Returns the ids of those no queue took; raises if any
+        was not confirmed."""
+        try:
+            return self._publish(messages)
+        except BaseException:
+            self.close()
+            raise
+
+    def _publish(self, messages):
+        import amqp
+        channel = self._open()
+        returned: set[str] = set()
+        self._returned = returned
+        for item in messages:
+            self._declare(channel, item["exchange"])
+            channel.basic_publish(amqp.Message(
+                item["body"], content_type="application/json", content_encoding="utf-8",
+                delivery_mode=2, message_id=item["message_id"],
+                application_headers=item.get("headers") or {}),
+                exchange=item["exchange"].name, routing_key=item["routing_key"], mandatory=True)
+            self._unconfirmed.add(self._next_tag)
+            self._next_tag += 1
+        self._wait_for_confirms()
+        return returned
+
+    def _wait_for_confirms(self):
+        import socket
+        import time
+        deadline = time.monotonic() + self.timeout
+        while self._unconfirmed:
+            if self._nacked:
+                raise Unconfirmed("the broker refused a message")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unconfirmed(f"no confirm within {self.timeout}s")
+            try:
+                self._connection.drain_events(timeout=left)
+            except socket.timeout:
+                pass
+        if self._nacked:
+            raise Unconfirmed("the broker refused a message")
+
+    def _open(self):
+        if self._channel is not None:
+            return self._channel
+        from kombu import Connection
+        params = Connection(self.amqp_uri)
+        connection = params.connect().connection      # the py-amqp connection
+        channel = connection.channel()
+        channel.confirm_select()
+        self._next_tag, self._unconfirmed, self._nacked = 1, set(), False
+        self._returned = set()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.events["basic_return"].add(self._on_return)
+        self._params, self._connection, self._channel = params, connection, channel
+        return channel
+
+    def _declare(self, channel, exchange):
+        if exchange.name not in self._declared:
+            channel.exchange_declare(exchange.name, exchange.type, durable=True, auto_delete=False)
+            self._declared.add(exchange.name)
+
+    def _on_ack(self, delivery_tag, multiple):
+        if multiple:     # every tag up to this one
+            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag, multiple):
+        self._nacked = True
+        self._on_ack(delivery_tag, multiple)
+
+    def _on_return(self, exc, exchange, routing_key, message):
+        self._returned.add(message.properties.get("message_id"))
+
+    def close(self):
+        params, self._params = getattr(self, "_params", None), None
+        self._connection = self._channel = None
+        self._declared = set()
+        if params is not None:
+            try:
+                params.release()
+            except Exception:   # already gone: nothing to close
+                pass

@@ -1,8 +1,9 @@
 """Transactional outbox: events are rows written in the same transaction as the
 state change that causes them, then relayed to RabbitMQ.
 
-The relay publishes with publisher confirms and ``mandatory``: a row is marked
-published only after the broker has confirmed it *and* routed it to a queue. A
+The relay publishes a batch of rows with publisher confirms and ``mandatory``
+and one wait for the confirms: a row is marked published only after the
+broker has confirmed it *and* routed it to a queue. A
 crash between publish and mark republishes the row, which consumers absorb by
 recording ``message_id``. Rows of one service are claimed with
 ``FOR UPDATE SKIP LOCKED`` so that replicas share the relay work.
@@ -16,22 +17,19 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from kombu import Exchange
-from kombu.exceptions import ChannelError
-from nameko.amqp.publish import get_producer
 from sqlalchemy import (BigInteger, Column, Index, Integer, MetaData, String, Table,
                         Text, func, select, update)
 from sqlalchemy.orm import Session
 
 from shared import metrics
 from shared.contracts import Contract, envelope
-from shared.db import UTCDateTime, is_sqlite, transaction
+from shared.db import UTCDateTime, skip_locked, transaction
 from shared.loop import BackgroundLoop
+from shared.messaging import ConfirmedPublisher
 
 log = logging.getLogger(__name__)
-BATCH = 200
+BATCH = 500
 BACKLOG_EVERY = 5.0   # seconds between backlog measurements
-# Reconnect a dropped broker connection a few times before the loop backs off.
-RETRY_POLICY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1}
 
 
 def utcnow() -> datetime:
@@ -62,20 +60,33 @@ class Outbox:
         self.correlation_id = correlation_id
         self._on_added = on_added
 
-    def add(self, session: Session, message: Contract) -> str:
-        correlation_id = self.correlation_id() if callable(self.correlation_id) else self.correlation_id
-        body = envelope(message, correlation_id)
+    def add(self, session: Session, message: Contract, correlation_id: str | None = None) -> str:
+        return self.add_many(session, [(message, correlation_id)])[0]
+
+    def add_many(self, session: Session, messages: list[tuple[Contract, str | None]]) -> list[str]:
+        """Many messages in one INSERT; each with the correlation id of its
+        cause (the worker's when none is given)."""
+        if not messages:
+            return []
+        default = self.correlation_id() if callable(self.correlation_id) else self.correlation_id
         now = utcnow()
-        session.execute(self.table.insert().values(
-            message_id=body["message_id"], event_type=message.TYPE,
-            body=json.dumps(body), created_at=now, attempts=0, next_attempt_at=now))
+        rows = []
+        for message, correlation_id in messages:
+            body = envelope(message, correlation_id or default)
+            rows.append({"message_id": body["message_id"], "event_type": message.TYPE,
+                         "body": json.dumps(body), "created_at": now, "attempts": 0,
+                         "next_attempt_at": now})
+        session.execute(self.table.insert(), rows)
         self._on_added()
-        return body["message_id"]
+        return [row["message_id"] for row in rows]
 
 
 class OutboxRelay(BackgroundLoop):
     """Relays a service's outbox: woken after each worker that wrote to it, and
-    every second regardless (rows left by a crash, rows not routable yet)."""
+    every second regardless (rows left by a crash, rows not routable yet).
+    A batch of rows is published with one wait for the broker's confirms."""
+
+    interval = 1.0
 
     def __init__(self, table: Table, database_attr: str = "db"):
         self.table = table
@@ -86,12 +97,20 @@ class OutboxRelay(BackgroundLoop):
         self.service_name = self.container.service_name
         self.exchange = Exchange(f"{self.service_name}.events", type="topic", durable=True,
                                  delivery_mode=2)
-        self.amqp_uri = self.container.config["AMQP_URI"]
+        self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
         self._observed_at = 0.0
+
+    def stop(self):
+        super().stop()
+        self.publisher.close()
+
+    def kill(self):
+        super().kill()
+        self.publisher.close()
 
     def get_dependency(self, worker_ctx):
         return Outbox(self.table, lambda: worker_ctx.data.get("correlation_id") or worker_ctx.call_id,
-                      self.wake_after_worker)
+                      lambda: self.wake_after_worker(worker_ctx))
 
     def tick(self):
         sessions = self.session_factory()
@@ -105,48 +124,38 @@ class OutboxRelay(BackgroundLoop):
                 self._observe_backlog(sessions)
 
     def relay_once(self, sessions) -> int:
-        """Publish one batch of due rows; returns how many were claimed."""
+        """Publish one batch of due rows; returns how many were claimed. The
+        rows are marked published only after the broker confirmed them and a
+        queue took them; until then they stay locked by this transaction, so
+        other replicas leave them alone."""
         with transaction(sessions) as session:
             now = utcnow()
-            query = (select(self.table.c.id, self.table.c.message_id, self.table.c.event_type,
-                            self.table.c.body, self.table.c.attempts)
-                     .where(self.table.c.published_at.is_(None), self.table.c.next_attempt_at <= now)
-                     .order_by(self.table.c.id).limit(BATCH))
-            if not is_sqlite(session.get_bind()):
-                query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).all()
+            rows = session.execute(skip_locked(
+                select(self.table.c.id, self.table.c.message_id, self.table.c.event_type,
+                       self.table.c.body, self.table.c.attempts)
+                .where(self.table.c.published_at.is_(None), self.table.c.next_attempt_at <= now)
+                .order_by(self.table.c.id).limit(BATCH), session)).all()
             if not rows:
                 return 0
-            published = []
-            with get_producer(self.amqp_uri, True) as producer:
-                for row in rows:
-                    if self._publish_row(producer, row):
-                        published.append(row.id)
-                    else:
-                        self._postpone(session, row)
+            unroutable = self.publisher.publish([self._message(row) for row in rows])
+            published = [row.id for row in rows if row.message_id not in unroutable]
+            for row in rows:
+                if row.message_id in unroutable:
+                    self._postpone(session, row)
+                else:
+                    metrics.OUTBOX_PUBLISHED.labels(self.service_name, row.event_type).inc()
             if published:
                 session.execute(update(self.table).where(self.table.c.id.in_(published))
                                 .values(published_at=utcnow(), attempts=self.table.c.attempts + 1))
         return len(rows)
 
-    def _publish_row(self, producer, row) -> bool:
-        """Publish with confirm and mandatory; False if no queue took it."""
-        body = json.loads(row.body)
-        try:
-            producer.publish(body, exchange=self.exchange, routing_key=row.event_type,
-                             declare=[self.exchange], serializer="json", mandatory=True,
-                             retry=True, retry_policy=RETRY_POLICY,
-                             delivery_mode=2, message_id=row.message_id,
-                             # nameko turns "nameko.*" headers into the consumer's
-                             # context data: the correlation id travels on.
-                             headers={"nameko.correlation_id":
-                                      body.get("correlation_id") or row.message_id})
-        except ChannelError as exc:
-            if "NO_ROUTE" not in str(exc):
-                raise
-            return False
-        metrics.OUTBOX_PUBLISHED.labels(self.service_name, row.event_type).inc()
-        return True
+    def _message(self, row) -> dict:
+        correlation_id = json.loads(row.body).get("correlation_id") or row.message_id
+        return {"exchange": self.exchange, "routing_key": row.event_type, "body": row.body,
+                "message_id": row.message_id,
+                # nameko turns "nameko.*" headers into the consumer's context
+                # data: the correlation id travels on.
+                "headers": {"nameko.correlation_id": correlation_id}}
 
     def _postpone(self, session, row):
         # No queue is bound yet (a consumer that has never started): keep the

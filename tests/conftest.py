@@ -41,9 +41,12 @@ class RecordingOutbox:
         self.messages = []
         self._outbox = Outbox(table, "test-correlation", lambda: None)
 
-    def add(self, session, message):
-        self.messages.append(message)
-        return self._outbox.add(session, message)
+    def add(self, session, message, correlation_id=None):
+        return self.add_many(session, [(message, correlation_id)])[0]
+
+    def add_many(self, session, messages):
+        self.messages.extend(message for message, _ in messages)
+        return self._outbox.add_many(session, messages)
 
     def of_type(self, cls):
         return [m for m in self.messages if isinstance(m, cls)]

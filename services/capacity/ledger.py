@@ -52,6 +52,20 @@ def take(pools: dict[str, Pool], needs: list[str]) -> None:
             pools[key].used += 1
 
 
+def place(pools: dict[str, Pool], requests: list[list[str]], waitlist: bool) -> list[str]:
+    """Decide requests (each the pools it needs) in order: "seated" while
+    there is room, then "waitlisted" (or "rejected" without a waiting list).
+    The pools are taken from as it goes."""
+    outcomes = []
+    for needs in requests:
+        if can_seat(pools, needs):
+            take(pools, needs)
+            outcomes.append("seated")
+        else:
+            outcomes.append("waitlisted" if waitlist else "rejected")
+    return outcomes
+
+
 def give_back(pools: dict[str, Pool], needs: list[str]) -> None:
     for key in needs:
         if key in pools:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.contracts import (RegistrationCancelled, RegistrationConfirmed,
                               RegistrationRequested, SeatDecided, SeatRules)
-from shared.db import insert_if_absent, is_sqlite
+from shared.db import insert_if_absent, locked
 from shared.errors import NotYet
 from shared.schemas import EventSpec, parse_duration
 
@@ -83,32 +83,86 @@ def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision:
     return event
 
 
-# -- a registration asks for a seat ------------------------------------------
+# -- registrations ask for seats ----------------------------------------------
+def reserve_many(session: Session, outbox, requests: list[tuple[RegistrationRequested, str | None]]):
+    """Decide a batch of requests (each with its correlation id), event by
+    event, under one lock per event and in the order they arrived: first
+    come, first served is the order in which the event's lock decides them."""
+    by_event: dict[str, list] = {}
+    for request, correlation_id in requests:
+        by_event.setdefault(request.event_slug, []).append((request, correlation_id))
+    for slug in sorted(by_event):           # a fixed lock order: no deadlock between batches
+        _reserve_for_event(session, outbox, slug, by_event[slug])
+
+
 def reserve(session: Session, outbox, request: RegistrationRequested) -> None:
-    if request.seat_rules is not None:
-        # The request brings its event's rules: it is decided now, even if
-        # the event's own message is still on its way.
-        event = apply_rules(session, outbox, request.event_slug, request.seat_rules,
-                            request.event_revision)
-    else:
-        event = _lock_event(session, request.event_slug)
-    if _reservation(session, request.registration_id) is not None:
-        return   # decided before (or cancelled before it got here)
+    """One request: a batch of one."""
+    reserve_many(session, outbox, [(request, None)])
+
+
+def _reserve_for_event(session, outbox, slug, requests):
+    event = _lock_with_newest_rules(session, outbox, slug, [r for r, _ in requests])
+    known = set(session.execute(select(reservations.c.registration_id).where(
+        reservations.c.registration_id.in_([r.registration_id for r, _ in requests]))).scalars())
+    fresh, seen = [], set()
+    for request, correlation_id in requests:
+        if request.registration_id not in known | seen:   # decided before, or cancelled first
+            seen.add(request.registration_id)
+            fresh.append((request, correlation_id))
+    if not fresh:
+        return
+    pools = _pools(session, slug)
+    before = {key: pool.used for key, pool in pools.items()}
+    outcomes = ledger.place(pools, [ledger.pool_keys(r.category, r.sessions) for r, _ in fresh],
+                            waitlist=event.waitlist)
+    _take_counted(session, slug, {key: pool.used - before[key] for key, pool in pools.items()})
     now = utcnow()
-    session.execute(reservations.insert().values(
-        registration_id=request.registration_id, event_slug=request.event_slug,
-        category=request.category, sessions=request.sessions, state="new", decision_seq=0,
-        requested_at=request.requested_at, updated_at=now))
-    row = _reservation(session, request.registration_id)
-    pools = _pools(session, event.event_slug)
-    needs = ledger.pool_keys(row.category, row.sessions)
-    if ledger.can_seat(pools, needs):
-        _take(session, event.event_slug, pools, needs)
-        _seat(session, outbox, event, row, promoted=False)
-    elif event.waitlist:
-        _waitlist(session, outbox, event, row)
-    else:
-        _decide(session, outbox, row, "rejected", reason="full")
+    lines = _waiting_counts(session, slug) if "waitlisted" in outcomes else {}
+    next_seq = event.next_queue_seq
+    rows, decisions = [], []
+    for (request, correlation_id), outcome in zip(fresh, outcomes):
+        row = {"registration_id": request.registration_id, "event_slug": slug,
+               "category": request.category, "sessions": request.sessions, "decision_seq": 1,
+               "requested_at": request.requested_at, "updated_at": now, "queue_seq": None,
+               "hold_expires_at": None}
+        position = None
+        if outcome == "seated":
+            outcome = "held" if event.hold_seconds else "confirmed"
+            if event.hold_seconds:
+                row["hold_expires_at"] = now + timedelta(seconds=event.hold_seconds)
+        elif outcome == "waitlisted":
+            row["queue_seq"], next_seq = next_seq, next_seq + 1
+            lines[request.category] = position = lines.get(request.category, 0) + 1
+        rows.append({**row, "state": outcome})
+        decisions.append((SeatDecided(
+            registration_id=request.registration_id, event_slug=slug, outcome=outcome,
+            decision_seq=1, waitlist_position=position, hold_expires_at=row["hold_expires_at"],
+            reason="full" if outcome == "rejected" else None), correlation_id))
+    session.execute(reservations.insert(), rows)
+    if next_seq != event.next_queue_seq:
+        session.execute(update(seat_events).where(seat_events.c.event_slug == slug)
+                        .values(next_queue_seq=next_seq))
+    outbox.add_many(session, decisions)
+
+
+def _lock_with_newest_rules(session, outbox, slug, requests):
+    """The event's row, locked, with the newest seat rules any request brought
+    (a request brings them so that it is decided even before the event's own
+    message, on another queue, has arrived)."""
+    with_rules = [r for r in requests if r.seat_rules is not None]
+    if not with_rules:
+        return _lock_event(session, slug)
+    newest = max(with_rules, key=lambda r: r.event_revision)
+    return apply_rules(session, outbox, slug, newest.seat_rules, newest.event_revision)
+
+
+def _waiting_counts(session, slug) -> dict:
+    """How many wait in each line (a category's, or the event's when it
+    has none): one count per batch rather than one per registration."""
+    return dict(session.execute(
+        select(reservations.c.category, func.count()).where(
+            reservations.c.event_slug == slug, reservations.c.state == "waitlisted")
+        .group_by(reservations.c.category)).all())
 
 
 # -- a registration lets go --------------------------------------------------
@@ -191,10 +245,8 @@ def event_slugs(session: Session) -> list[str]:
 
 # -- helpers ---------------------------------------------------------------------
 def _lock_event(session: Session, slug: str, must_exist: bool = True):
-    query = select(seat_events).where(seat_events.c.event_slug == slug)
-    if not is_sqlite(session.get_bind()):
-        query = query.with_for_update()
-    row = session.execute(query).first()
+    row = session.execute(locked(select(seat_events).where(seat_events.c.event_slug == slug),
+                                 session)).first()
     if row is None and must_exist:
         raise EventNotKnownYet(f"event {slug!r} has not been described to capacity yet")
     return row
@@ -212,16 +264,25 @@ def _pools(session: Session, slug: str) -> dict[str, ledger.Pool]:
 
 def _take(session, slug, pools, needs):
     ledger.take(pools, needs)
-    for key in needs:
-        if key not in pools:
+    _take_counted(session, slug, {key: 1 for key in needs if key in pools})
+
+
+def _take_counted(session, slug, taken: dict[str, int]):
+    """Write what a batch took from each pool. The conditional update is the
+    last barrier against overselling: if the arithmetic above were wrong, or
+    another writer had slipped past the event lock, the pool would refuse and
+    the whole transaction fail."""
+    for key, count in sorted(taken.items()):
+        if count <= 0:
             continue
         result = session.execute(
             update(seat_pools)
             .where(seat_pools.c.event_slug == slug, seat_pools.c.pool == key,
-                   (seat_pools.c.capacity.is_(None)) | (seat_pools.c.used < seat_pools.c.capacity))
-            .values(used=seat_pools.c.used + 1))
+                   seat_pools.c.capacity.is_(None)
+                   | (seat_pools.c.used + count <= seat_pools.c.capacity))
+            .values(used=seat_pools.c.used + count))
         if result.rowcount != 1:
-            raise SeatInvariantBroken(f"pool {key} of {slug} is full")
+            raise SeatInvariantBroken(f"pool {key} of {slug} cannot give {count} more seats")
 
 
 def _give_back(session, slug, pools, needs):
@@ -240,15 +301,6 @@ def _seat(session, outbox, event, row, promoted: bool):
                 hold_expires_at=deadline)
     else:
         _decide(session, outbox, row, "confirmed", promoted=promoted, queue_seq=None)
-
-
-def _waitlist(session, outbox, event, row):
-    seq = event.next_queue_seq
-    session.execute(update(seat_events).where(seat_events.c.event_slug == event.event_slug)
-                    .values(next_queue_seq=seq + 1))
-    _set_state(session, row, "waitlisted", queue_seq=seq)
-    row = _reservation(session, row.registration_id)
-    _decide(session, outbox, row, "waitlisted", waitlist_position=_position(session, row))
 
 
 def _position(session, row) -> int:

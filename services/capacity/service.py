@@ -11,7 +11,8 @@ from shared.contracts import (EVENT_PUBLISHED, REGISTRATION_CANCELLED, REGISTRAT
                               RegistrationConfirmed, RegistrationRequested)
 from shared.db import Database, ping, transaction
 from shared.errors import DomainError
-from shared.inbox import process_once
+from shared.batches import batch_handler
+from shared.inbox import process_batch, process_once
 from shared.messaging import event_handler, rpc
 from shared.logs import Correlation
 from shared.metrics import SEATS_CAPACITY, SEATS_USED, WAITLIST_LENGTH, EntrypointMetrics
@@ -39,10 +40,11 @@ class Service:
         self._once(body, EventPublished, "on_event_published",
                    lambda s, m: seats.apply_event(s, self.outbox, m.event, m.revision))
 
-    @event_handler("registration", REGISTRATION_REQUESTED)
-    def on_registration_requested(self, body):
-        self._once(body, RegistrationRequested, "on_registration_requested",
-                   lambda s, m: seats.reserve(s, self.outbox, m))
+    @batch_handler("registration", REGISTRATION_REQUESTED)
+    def on_registration_requested(self, bodies):
+        process_batch(self.db, inbox, bodies, RegistrationRequested, "on_registration_requested",
+                      lambda s, fresh: seats.reserve_many(
+                          s, self.outbox, [(r.message, r.correlation_id) for r in fresh]))
 
     @event_handler("registration", REGISTRATION_CANCELLED)
     def on_registration_cancelled(self, body):

@@ -20,7 +20,7 @@ from shared.metrics import EntrypointMetrics
 from shared.schemas import (SLUG, AnnouncementRequest, EventSpec, RegistrationRequest,
                             WebhookRequest)
 
-from . import exports, limits, openapi, pages
+from . import exports, gathering, limits, openapi, pages
 from .http_api import (Problem, call, int_arg, is_admin, json_response, read_json,
                        require_admin, require_token, validate)
 
@@ -95,6 +95,16 @@ def _with_pools(counts: dict, pools: dict, kind: str) -> dict:
     return merged
 
 
+class Gathering(DependencyProvider):
+    """One gatherer of registrations per gateway process (gathering.py)."""
+
+    def setup(self):
+        self.gatherer = gathering.Gatherer()
+
+    def get_dependency(self, worker_ctx):
+        return self.gatherer
+
+
 class Service:
     name = "gateway"
 
@@ -105,6 +115,7 @@ class Service:
     metrics = EntrypointMetrics()
     correlation = Correlation()
     limiter = Limiter()
+    gatherer = Gathering()
 
     @property
     def settings(self):
@@ -225,7 +236,14 @@ class Service:
         if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
             raise Problem(400, "Bad Idempotency-Key", "1 to 200 printable characters",
                           [{"field": "Idempotency-Key", "message": "1 to 200 printable characters"}])
-        answer = call(self.registration.register, slug, body.model_dump(mode="json"), key)
+        result = self.gatherer.submit(
+            lambda items: call(self.registration.register_many, items),
+            {"slug": slug, "body": body.model_dump(mode="json"), "idempotency_key": key,
+             "correlation_id": self.correlation})
+        if "problem" in result:
+            problem = result["problem"]
+            raise Problem(problem["status"], problem["title"], problem["detail"], problem["fields"])
+        answer = result["answer"]
         return json_response(answer, 202, {"Location": f"/api/v1/registrations/{answer['id']}"})
 
     @http("GET", "/api/v1/registrations/<registration_id>")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shared.contracts import SEATED_STATUSES, RegistrationStatusChanged
@@ -19,37 +19,56 @@ from . import deliveries, messages, schedule, webhooks
 from .models import attendees
 
 
-def remember(session: Session, change: RegistrationStatusChanged) -> bool:
-    """Keep the newest snapshot of the registration; False if this one is older."""
-    current = session.execute(select(attendees.c.status_seq).where(
-        attendees.c.registration_id == change.registration_id)).scalar()
-    values = {"status": change.status, "status_seq": change.status_seq,
-              "snapshot": change.model_dump(mode="json")}
-    if current is None:
-        session.execute(attendees.insert().values(
-            registration_id=change.registration_id, event_slug=change.event_slug, **values))
-        return True
-    if current < change.status_seq:
-        session.execute(update(attendees).where(
-            attendees.c.registration_id == change.registration_id).values(**values))
-        return True
-    return False
+def status_changes(session: Session, event_for, changes: list[tuple[RegistrationStatusChanged, str | None]],
+                   organiser: str) -> int:
+    """A batch of status changes (each with its correlation id): keep the
+    newest snapshot of each registration, queue the message and webhook calls
+    each change calls for, and bring each registration's scheduled messages
+    in line with its newest status. ``event_for(slug)`` gives (event,
+    revision). Returns how many deliveries were queued."""
+    newest = _remember_all(session, [change for change, _ in changes])
+    hooks = webhooks.HooksOf(session)
+    rows = []
+    for change, correlation_id in changes:
+        event, revision = event_for(change.event_slug)
+        rows.extend(hooks.deliveries_for(change))
+        composed = messages.compose_status(event, revision, change, organiser)
+        if composed is not None:
+            kind, draft = composed
+            rows.append(_delivery(event, change, f"status:{change.registration_id}:{change.status_seq}",
+                                  kind, draft, correlation_id))
+    schedule.reconcile_many(session, [
+        (event_for(change.event_slug)[0], change.registration_id, change.status,
+         change.attendee.sessions) for change in newest])
+    return deliveries.enqueue_many(session, rows)
 
 
-def status_changed(session: Session, event: EventSpec, revision: int,
-                   change: RegistrationStatusChanged, organiser: str) -> bool:
-    """Returns True when something was queued to send."""
-    newest = remember(session, change)
-    queued = webhooks.queue_status_change(session, change) > 0
-    composed = messages.compose_status(event, revision, change, organiser)
-    if composed is not None:
-        kind, draft = composed
-        queued |= _queue(session, event, change, f"status:{change.registration_id}:{change.status_seq}",
-                         kind, draft)
-    if newest:
-        schedule.reconcile(session, event, change.registration_id, change.status,
-                           change.attendee.sessions)
-    return queued
+def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) -> list:
+    """Keep the newest snapshot of each registration; returns the changes
+    that are now the newest of their registration (older ones change nothing)."""
+    latest: dict[str, RegistrationStatusChanged] = {}
+    for change in changes:
+        known = latest.get(change.registration_id)
+        if known is None or known.status_seq < change.status_seq:
+            latest[change.registration_id] = change
+    stored = dict(session.execute(select(attendees.c.registration_id, attendees.c.status_seq).where(
+        attendees.c.registration_id.in_(sorted(latest)))).all())
+    inserts, updates = [], []
+    for registration_id in sorted(latest):
+        change = latest[registration_id]
+        values = {"status": change.status, "status_seq": change.status_seq,
+                  "snapshot": change.model_dump(mode="json")}
+        if registration_id not in stored:
+            inserts.append({"registration_id": registration_id, "event_slug": change.event_slug, **values})
+        elif stored[registration_id] < change.status_seq:
+            updates.append({"key": registration_id, **values})
+        else:
+            del latest[registration_id]
+    if inserts:
+        session.execute(attendees.insert(), inserts)
+    if updates:
+        session.execute(update(attendees).where(attendees.c.registration_id == bindparam("key")), updates)
+    return list(latest.values())
 
 
 def event_changed(session: Session, before: EventSpec | None, after: EventSpec, revision: int,
@@ -128,8 +147,14 @@ def _parse(document) -> RegistrationStatusChanged:
 
 
 def _queue(session, event, change, cause, kind, draft) -> bool:
+    return deliveries.enqueue_many(session, [_delivery(event, change, cause, kind, draft,
+                                                       current_correlation_id())]) == 1
+
+
+def _delivery(event, change, cause, kind, draft, correlation_id) -> dict:
+    """The delivery-log row of one email to the attendee."""
     content = {**draft.as_dict(), "recipient_name": change.attendee.name,
-               "correlation_id": current_correlation_id()}
-    return deliveries.enqueue(session, cause, kind, change.attendee.email,
-                              messages.language_for(event, change.attendee.language), content,
-                              event.slug, change.registration_id)
+               "correlation_id": correlation_id}
+    return deliveries.queued_row(cause, kind, change.attendee.email,
+                                 messages.language_for(event, change.attendee.language), content,
+                                 event.slug, change.registration_id)

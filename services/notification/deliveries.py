@@ -19,12 +19,12 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import is_sqlite
+from shared.db import insert_absent, skip_locked
 
 from .models import deliveries
 
 LEASE = timedelta(seconds=60)
-BATCH = 50
+BATCH = 200
 MAX_ATTEMPTS = 30                 # about a day of backing off
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -33,30 +33,39 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def queued_row(cause: str, kind: str, recipient: str, language: str, content: dict, event_slug: str,
+        registration_id: str | None, channel: str = "email") -> dict:
+    """A message to queue, for one cause."""
+    now = utcnow()
+    return {"cause": cause, "kind": kind, "channel": channel, "recipient": recipient,
+            "language": language, "content": content, "event_slug": event_slug,
+            "registration_id": registration_id, "status": "queued", "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
+
+
 def enqueue(session: Session, cause: str, kind: str, recipient: str, language: str,
             content: dict, event_slug: str, registration_id: str | None,
             channel: str = "email") -> bool:
     """Queue one message for one cause; False if that cause already has one."""
-    if session.execute(select(deliveries.c.id).where(deliveries.c.cause == cause)).first():
-        return False
-    now = utcnow()
-    session.execute(deliveries.insert().values(
-        cause=cause, kind=kind, channel=channel, recipient=recipient, language=language,
-        content=content, event_slug=event_slug, registration_id=registration_id,
-        status="queued", attempts=0, next_attempt_at=now, created_at=now))
-    return True
+    return enqueue_many(session, [queued_row(cause, kind, recipient, language, content, event_slug,
+                                             registration_id, channel)]) == 1
+
+
+def enqueue_many(session: Session, rows: list[dict]) -> int:
+    """Queue messages, one per cause: a cause that already has its message
+    (a status change delivered twice, say) queues nothing. Returns how many
+    were queued."""
+    return len(insert_absent(session, deliveries, sorted(rows, key=lambda r: r["cause"]),
+                             deliveries.c.id))
 
 
 def claim_due(session: Session, limit: int = BATCH) -> list:
     """Lease due messages to this sender (queued ones, and leases run out);
     the rows returned carry their lease id."""
     now = utcnow()
-    query = (select(deliveries.c.id).where(
+    ids = list(session.execute(skip_locked(select(deliveries.c.id).where(
         or_(deliveries.c.status == "queued", deliveries.c.status == "sending"),
-        deliveries.c.next_attempt_at <= now).order_by(deliveries.c.id).limit(limit))
-    if not is_sqlite(session.get_bind()):
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.execute(query).scalars())
+        deliveries.c.next_attempt_at <= now).order_by(deliveries.c.id).limit(limit), session)).scalars())
     if not ids:
         return []
     rows = session.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(
@@ -86,6 +95,29 @@ def release(session: Session, rows: list) -> None:
         deliveries.c.id.in_([row.id for row in rows]), deliveries.c.status == "sending",
         deliveries.c.lease.in_({row.lease for row in rows})).values(
         status="queued", lease=None, next_attempt_at=utcnow()))
+
+
+def renew(session: Session, rows: list) -> set:
+    """Renew the lease of claimed rows just before sending them; returns the
+    ids still held (a lease that ran out may belong to another sender now)."""
+    if not rows:
+        return set()
+    return set(session.execute(update(deliveries).where(
+        deliveries.c.id.in_([row.id for row in rows]), deliveries.c.status == "sending",
+        deliveries.c.lease.in_({row.lease for row in rows}))
+        .values(next_attempt_at=utcnow() + LEASE).returning(deliveries.c.id)).scalars())
+
+
+def mark_sent_many(session: Session, rows: list) -> int:
+    """Record sends; returns how many were still under the lease that claimed
+    them (the others are another sender's now, and it sends them too)."""
+    if not rows:
+        return 0
+    return session.execute(update(deliveries).where(
+        deliveries.c.id.in_([row.id for row in rows]), deliveries.c.status == "sending",
+        deliveries.c.lease.in_({row.lease for row in rows})).values(
+        status="sent", lease=None, sent_at=utcnow(), attempts=deliveries.c.attempts + 1,
+        last_error=None)).rowcount
 
 
 def mark_sent(session: Session, row) -> bool:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.db import is_sqlite
+from shared.db import skip_locked
 from shared.schemas import EventSpec, parse_duration
 
 from .models import scheduled
@@ -52,31 +52,46 @@ def desired(event: EventSpec, registration_id: str, status: str, sessions: list[
 
 def reconcile(session: Session, event: EventSpec, registration_id: str, status: str,
               sessions: list[str], now: datetime | None = None) -> None:
+    reconcile_many(session, [(event, registration_id, status, sessions)], now)
+
+
+def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, str, list[str]]],
+                   now: datetime | None = None) -> None:
+    """For each (event, registration id, status, sessions): cancel what is
+    pending but no longer called for, schedule what is called for but absent."""
+    if not registrations:
+        return
     now = now or utcnow()
-    wanted = desired(event, registration_id, status, sessions, now)
-    existing = {row.cause: row for row in session.execute(
-        select(scheduled.c.cause, scheduled.c.state, scheduled.c.kind)
-        .where(scheduled.c.registration_id == registration_id))}
-    stale = [cause for cause, row in existing.items() if row.state == "pending" and cause not in wanted]
+    existing: dict[str, dict] = {}
+    for row in session.execute(select(scheduled.c.registration_id, scheduled.c.cause,
+                                      scheduled.c.state).where(
+            scheduled.c.registration_id.in_(sorted({r[1] for r in registrations})))):
+        existing.setdefault(row.registration_id, {})[row.cause] = row.state
+    stale, new = [], []
+    for event, registration_id, status, sessions in registrations:
+        wanted = desired(event, registration_id, status, sessions, now)
+        have = existing.get(registration_id, {})
+        stale.extend(cause for cause, state in have.items() if state == "pending" and cause not in wanted)
+        for cause, values in wanted.items():
+            if cause in have:
+                continue
+            if values["kind"] == "reminder" and values["due_at"] <= now:
+                continue   # a reminder whose moment passed before the seat was given
+            new.append({"cause": cause, "registration_id": registration_id, "event_slug": event.slug,
+                        "state": "pending", "created_at": now, "session_slug": None,
+                        "session_starts_at": None, **values})
     if stale:
-        session.execute(update(scheduled).where(scheduled.c.cause.in_(stale)).values(state="cancelled"))
-    for cause, values in wanted.items():
-        if cause in existing:
-            continue
-        if values["kind"] == "reminder" and values["due_at"] <= now:
-            continue   # a reminder whose moment passed before the seat was given
-        session.execute(scheduled.insert().values(
-            cause=cause, registration_id=registration_id, event_slug=event.slug, state="pending",
-            created_at=now, **values))
+        session.execute(update(scheduled).where(scheduled.c.cause.in_(sorted(stale)))
+                        .values(state="cancelled"))
+    if new:
+        session.execute(scheduled.insert(), sorted(new, key=lambda row: row["cause"]))
 
 
 def claim_due(session: Session, now: datetime, limit: int = 200) -> list:
     """Due rows, locked for this transaction (other replicas skip them)."""
-    query = (select(scheduled).where(scheduled.c.state == "pending", scheduled.c.due_at <= now)
-             .order_by(scheduled.c.due_at).limit(limit))
-    if not is_sqlite(session.get_bind()):
-        query = query.with_for_update(skip_locked=True)
-    return session.execute(query).all()
+    return session.execute(skip_locked(
+        select(scheduled).where(scheduled.c.state == "pending", scheduled.c.due_at <= now)
+        .order_by(scheduled.c.due_at).limit(limit), session)).all()
 
 
 def mark(session: Session, row_id: int, state: str) -> None:

@@ -1,13 +1,24 @@
-"""The sender: a background loop that ships due messages from the delivery log."""
+"""The sender: a background loop that ships due messages from the delivery log.
+
+It claims a batch of due rows under one lease and sends them over several
+SMTP connections at once (``SMTP_CONNECTIONS``, each kept open). Sends are
+recorded in groups: one transaction marks a group sent and renews the lease
+of the next group, instead of two commits per message. The price, said in
+docs/reliability.md: a sender killed outright between a send and its group's
+record may send those few messages again when their lease runs out (with the
+same Message-ID, so mail clients show them once).
+"""
 from __future__ import annotations
 
 import logging
 import smtplib
 
 import eventlet
+from eventlet.greenpool import GreenPool
+from eventlet.queue import LightQueue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from shared.db import transaction
+from shared.db import retrying, transaction
 from shared.loop import BackgroundLoop
 from shared.metrics import MESSAGES_FAILED, MESSAGES_SENT
 
@@ -15,10 +26,25 @@ from . import deliveries, webhooks
 from .mailer import Mailer, PermanentFailure
 
 log = logging.getLogger(__name__)
+GROUP = 25          # messages sent between two records
 
 
 class Unsendable(Exception):
     """A delivery whose message cannot be built from what was stored."""
+
+
+class _Handle:
+    """What a worker holds: it tells the sender that it queued messages."""
+
+    def __init__(self, sender, worker_ctx):
+        self.sender, self.worker_ctx = sender, worker_ctx
+
+    def queued(self):
+        """Send them as soon as this worker is done (and has committed)."""
+        self.sender.wake_after_worker(self.worker_ctx)
+
+    def wake(self):
+        self.sender.wake()
 
 
 class DeliveryWorker(BackgroundLoop):
@@ -27,103 +53,123 @@ class DeliveryWorker(BackgroundLoop):
     def setup(self):
         super().setup()
         settings = self.container.config["SETTINGS"]
-        self.mailer = Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_from)
+        self.connections = settings.smtp_connections
+        self.mailers = LightQueue()
+        for _ in range(self.connections):
+            self.mailers.put(Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_from))
+        self.pool = GreenPool(self.connections)
         self.allow_private = settings.webhook_allow_private
 
     def get_dependency(self, worker_ctx):
-        return self
-
-    def queued(self):
-        """A worker queued a message: send it as soon as the worker is done."""
-        self.wake_after_worker()
+        return _Handle(self, worker_ctx)
 
     def stop(self):
         super().stop()
-        self.mailer.close()
+        while not self.mailers.empty():
+            self.mailers.get().close()
 
     def tick(self):
         sessions = self.session_factory()
         while True:
-            with transaction(sessions) as session:
-                batch = deliveries.claim_due(session)
-            self._send_batch(sessions, batch)
+            batch = retrying(lambda: self._claim(sessions), attempts=3, pause=0.2)
+            if batch:
+                share = -(-len(batch) // self.connections)      # rows per connection, rounded up
+                chunks = [batch[i:i + share] for i in range(0, len(batch), share)]
+                list(self.pool.imap(lambda chunk: self._send_chunk(sessions, chunk), chunks))
             if len(batch) < deliveries.BATCH:
                 return
 
-    def _send_batch(self, sessions, batch):
-        """Send the claimed messages in turn. If something fails beyond
-        retrying (the database gone for long), the messages not yet started
-        are handed back rather than left leased for a minute."""
-        unsent = list(batch)
+    @staticmethod
+    def _claim(sessions):
+        with transaction(sessions) as session:
+            return deliveries.claim_due(session)
+
+    def _send_chunk(self, sessions, rows):
+        """Send rows over one connection, recording each group as it goes. If
+        something fails beyond retrying (the database gone for long), the rows
+        never started are handed back rather than left leased for a minute."""
+        mailer = self.mailers.get()
+        started = set()
         try:
-            while unsent:
-                self._send(sessions, unsent.pop(0))
+            held = {row.id for row in rows[:GROUP]}
+            for start in range(0, len(rows), GROUP):
+                sent = []
+                for row in rows[start:start + GROUP]:
+                    if row.id in held:
+                        started.add(row.id)
+                        if self._send(sessions, mailer, row):
+                            sent.append(row)
+                held = self._record(sessions, sent, rows[start + GROUP:start + 2 * GROUP])
+        except BaseException:
+            self._hand_back(sessions, [row for row in rows if row.id not in started])
+            raise
         finally:
-            if unsent:
-                self._hand_back(sessions, unsent)
+            self.mailers.put(mailer)
 
-    def _hand_back(self, sessions, rows):
-        try:
-            self._retrying_write(sessions, lambda session: deliveries.release(session, rows))
-        except (OperationalError, InterfaceError) as exc:
-            log.warning("could not hand back %d claimed messages; they are sent when "
-                        "their lease runs out: %s", len(rows), exc)
-
-    def _send(self, sessions, row):
-        # The lease is renewed just before the send: while earlier messages of
-        # the batch went out, this one's may have run out and been taken.
-        if not self._retrying_write(sessions, lambda session: deliveries.take(session, row)):
-            return
+    def _send(self, sessions, mailer, row) -> bool:
+        """Send one message; True if it went out (a failure is recorded here)."""
         try:
             if row.channel == "webhook":
                 webhooks.post(sessions, row, self.allow_private)
             else:
-                self.mailer.send(self._build(row))
+                mailer.send(self._build(mailer, row))
         except (PermanentFailure, webhooks.PermanentWebhookFailure, Unsendable) as exc:
             self._failed(sessions, row, str(exc), permanent=True)
+            return False
         except (smtplib.SMTPException, OSError, ValueError, webhooks.WebhookFailure) as exc:
             if row.channel == "email":
-                self.mailer.close()
+                mailer.close()
             self._failed(sessions, row, f"{type(exc).__name__}: {exc}")
-        else:
-            self._record_sent(sessions, row)
-            MESSAGES_SENT.labels(row.kind, row.channel).inc()
-            log.info("sent %s by %s", row.kind, row.channel, extra={
-                "correlation_id": row.content.get("correlation_id"), "kind": row.kind,
-                "registration_id": row.registration_id, "event_slug": row.event_slug})
+            return False
+        MESSAGES_SENT.labels(row.kind, row.channel).inc()
+        log.debug("sent %s by %s", row.kind, row.channel, extra={
+            "correlation_id": row.content.get("correlation_id"), "kind": row.kind,
+            "registration_id": row.registration_id, "event_slug": row.event_slug})
+        return True
 
-    def _record_sent(self, sessions, row):
-        # The message is out: a row left leased would be sent again when its
-        # lease ran out, so the record rides out a dropped connection.
-        if not self._retrying_write(sessions, lambda session: deliveries.mark_sent(session, row)):
-            log.warning("%s for %s was sent after its lease ran out; the sender that took "
-                        "it over sends it again", row.kind, row.cause)
+    def _record(self, sessions, sent, following) -> set:
+        """Mark ``sent`` sent and renew the lease of ``following``, in one
+        transaction that rides out a dropped connection; returns the ids of
+        ``following`` still held (a lease that ran out belongs to another
+        sender now)."""
+        def write():
+            with transaction(sessions) as session:
+                recorded = deliveries.mark_sent_many(session, sent)
+                return recorded, deliveries.renew(session, following)
+        recorded, held = retrying(write, attempts=8, pause=0.2)
+        if recorded < len(sent):
+            log.warning("%d messages were sent after their lease ran out; the sender that took "
+                        "them over sends them again", len(sent) - recorded)
+        return held
+
+    def _hand_back(self, sessions, rows):
+        if not rows:
+            return
+        try:
+            retrying(lambda: self._release(sessions, rows), attempts=8, pause=0.2)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("could not hand back %d claimed messages; they are sent when "
+                        "their lease runs out: %s", len(rows), exc)
 
     @staticmethod
-    def _retrying_write(sessions, change, attempts=8):
-        """One small write, retried across a dropped or restarting database
-        connection for about ten seconds."""
-        for attempt in range(attempts):
-            try:
-                with transaction(sessions) as session:
-                    return change(session)
-            except (OperationalError, InterfaceError):
-                if attempt == attempts - 1:
-                    raise
-                eventlet.sleep(min(2.0, 0.2 * 2 ** attempt))
+    def _release(sessions, rows):
+        with transaction(sessions) as session:
+            deliveries.release(session, rows)
 
-    def _build(self, row):
+    def _build(self, mailer, row):
         content = row.content
         try:
-            return self.mailer.build(content.get("recipient_name", ""), row.recipient, content,
-                                     message_key=row.cause.replace(":", "."))
+            return mailer.build(content.get("recipient_name", ""), row.recipient, content,
+                                message_key=row.cause.replace(":", "."))
         except (KeyError, TypeError, ValueError) as exc:
             # A row no retry can send: failed for good, not looped on.
             raise Unsendable(f"the message cannot be built: {type(exc).__name__}: {exc}") from exc
 
     def _failed(self, sessions, row, error, permanent=False):
-        final = self._retrying_write(sessions, lambda session: deliveries.mark_failed(
-            session, row, error, permanent))
+        def write():
+            with transaction(sessions) as session:
+                return deliveries.mark_failed(session, row, error, permanent)
+        final = retrying(write, attempts=8, pause=0.2)
         MESSAGES_FAILED.labels(row.kind, row.channel, "yes" if final else "no").inc()
         (log.error if final else log.warning)(
             "%s to %s for %s: attempt %d failed%s: %s", row.kind, row.recipient, row.cause,

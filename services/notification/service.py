@@ -14,7 +14,8 @@ from shared.contracts import (EVENT_PUBLISHED, REGISTRATION_STATUS_CHANGED, Even
                               RegistrationStatusChanged)
 from shared.db import Database, ping, transaction
 from shared.errors import DomainError, NotFound, NotYet
-from shared.inbox import process_once
+from shared.batches import batch_handler
+from shared.inbox import process_batch, process_once
 from shared.messaging import event_handler, rpc
 from shared.logs import Correlation
 from shared.metrics import REMINDERS_DUE, REMINDERS_OVERDUE, EntrypointMetrics
@@ -67,13 +68,19 @@ class Service:
     def on_event_published(self, body):
         process_once(self.db, inbox, body, EventPublished, "on_event_published", self._store_event)
 
-    @event_handler("registration", REGISTRATION_STATUS_CHANGED)
-    def on_status_changed(self, body):
-        def tell(session, change: RegistrationStatusChanged):
-            event, revision = self._event(session, change.event_slug)
-            if attendees.status_changed(session, event, revision, change, self.organiser):
+    @batch_handler("registration", REGISTRATION_STATUS_CHANGED)
+    def on_status_changed(self, bodies):
+        def tell(session, fresh):
+            events = {}
+
+            def event_for(slug):
+                if slug not in events:
+                    events[slug] = self._event(session, slug)
+                return events[slug]
+            if attendees.status_changes(session, event_for,
+                                        [(r.message, r.correlation_id) for r in fresh], self.organiser):
                 self.sender.queued()
-        process_once(self.db, inbox, body, RegistrationStatusChanged, "on_status_changed", tell)
+        process_batch(self.db, inbox, bodies, RegistrationStatusChanged, "on_status_changed", tell)
 
     @timer(interval=reminder_interval())
     def send_scheduled(self):

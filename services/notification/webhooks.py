@@ -65,11 +65,37 @@ def remove(session: Session, slug: str, hook_id: str) -> None:
         raise NotFound("no such webhook")
 
 
-def queue_status_change(session: Session, change: RegistrationStatusChanged) -> int:
-    """One delivery per webhook of the event for this status change."""
-    hooks = session.execute(select(webhooks.c.id, webhooks.c.url).where(
-        webhooks.c.event_slug == change.event_slug)).all()
-    payload = {
+class HooksOf:
+    """The webhooks of each event, read once per batch."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._hooks: dict[str, list] = {}
+
+    def of(self, slug: str) -> list:
+        if slug not in self._hooks:
+            self._hooks[slug] = self.session.execute(select(webhooks.c.id, webhooks.c.url).where(
+                webhooks.c.event_slug == slug)).all()
+        return self._hooks[slug]
+
+    def deliveries_for(self, change: RegistrationStatusChanged) -> list[dict]:
+        """One delivery per webhook of the event for this status change."""
+        hooks = self.of(change.event_slug)
+        if not hooks:
+            return []
+        payload = _payload(change)
+        rows = []
+        for hook in hooks:
+            cause = f"webhook:{hook.id}:{change.registration_id}:{change.status_seq}"
+            content = {"hook_id": hook.id, "payload": {**payload, "delivery_id": cause}}
+            rows.append(deliveries.queued_row(cause, "status_changed", hook.url, "", content,
+                                              change.event_slug, change.registration_id,
+                                              channel="webhook"))
+        return rows
+
+
+def _payload(change: RegistrationStatusChanged) -> dict:
+    return {
         "type": "registration.status_changed",
         "event": change.event_slug,
         "registration": {
@@ -80,13 +106,6 @@ def queue_status_change(session: Session, change: RegistrationStatusChanged) -> 
             "attendee": change.attendee.model_dump(mode="json"),
         },
     }
-    queued = 0
-    for hook in hooks:
-        cause = f"webhook:{hook.id}:{change.registration_id}:{change.status_seq}"
-        content = {"hook_id": hook.id, "payload": {**payload, "delivery_id": cause}}
-        queued += deliveries.enqueue(session, cause, "status_changed", hook.url, "", content,
-                                     change.event_slug, change.registration_id, channel="webhook")
-    return queued
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shared.contracts import (ACTIVE_STATUSES, Attendee, RegistrationCancelled,
                               RegistrationConfirmed, RegistrationRequested,
                               RegistrationStatusChanged, SeatDecided, SeatRules)
-from shared.errors import Conflict, Invalid, NotAllowed, NotFound
+from shared.db import insert_absent, locked
+from shared.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
 from shared.tokens import attendee_token
 
@@ -53,57 +56,166 @@ class Links:
                 "manage": f"{self.base_url}/registrations/{registration_id}{query}"}
 
 
+@dataclass
+class Submission:
+    """One registration request as the gateway passed it on: the parsed
+    request, or the error that parsing it gave."""
+    slug: str
+    request: RegistrationRequest | DomainError
+    idempotency_key: str | None = None
+    correlation_id: str | None = None     # the HTTP request's, carried to the email
+
+
 def register(session: Session, outbox, links: Links, slug: str, request: RegistrationRequest,
              idempotency_key: str | None = None) -> dict:
-    # Shared lock: a PATCH cannot remove the session or category this
-    # registration names while it is being stored.
-    event, revision = load_event(session, slug, lock="share")
-    request_hash = _hash(slug, request)
-    if idempotency_key:
-        earlier = _earlier_answer(session, slug, idempotency_key, request_hash)
-        if earlier is not None:
-            return earlier
-    choice = _checked_choice(event, request)
-    email_key = request.email.lower()
-    if session.execute(select(registrations.c.id).where(
-            registrations.c.event_slug == slug, registrations.c.email_key == email_key,
-            registrations.c.status.in_(ACTIVE_STATUSES))).first():
-        raise Conflict("this address already has an active registration for the event",
-                       [{"field": "email", "message": "already registered"}])
-    now = utcnow()
-    registration_id = uuid.uuid4().hex
-    row = session.execute(registrations.insert().values(
-        id=registration_id, event_slug=slug, name=request.name, email=request.email,
-        email_key=email_key, status="pending", status_seq=0, decision_seq=0,
-        created_at=now, updated_at=now, **choice).returning(*registrations.c)).one()
-    outbox.add(session, RegistrationRequested(
-        registration_id=registration_id, event_slug=slug, category=choice["category"],
-        sessions=choice["sessions"], requested_at=now,
-        event_revision=revision, seat_rules=SeatRules.of(event)))
-    _announce(session, outbox, links, row, previous=None, cause="received")
-    answer = {"id": registration_id, "status": "pending",
-              "token": links.token(registration_id), "links": links.for_registration(registration_id)}
-    if idempotency_key:
-        session.execute(idempotency_keys.insert().values(
-            event_slug=slug, key=idempotency_key, request_hash=request_hash,
-            registration_id=registration_id, response=json.dumps(answer), created_at=now))
-    return answer
+    [result] = register_many(session, outbox, links, [Submission(slug, request, idempotency_key)])
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+def register_many(session: Session, outbox, links: Links,
+                  submissions: list[Submission]) -> list[dict | DomainError]:
+    """Store many registrations in one transaction; for each submission its
+    answer (``{"id", "status", "token", "links"}``) or its error. A repeat of
+    an Idempotency-Key gets the first answer; an address with an active
+    registration for the event gets a Conflict."""
+    results: list = [s.request if isinstance(s.request, DomainError) else None
+                     for s in submissions]
+    by_event: dict[str, list[int]] = {}
+    for index, submission in enumerate(submissions):
+        if results[index] is None:
+            by_event.setdefault(submission.slug, []).append(index)
+    for slug in sorted(by_event):
+        try:
+            # Shared lock: a PATCH cannot remove the session or category
+            # these registrations name while they are being stored.
+            event, revision = load_event(session, slug, lock="share")
+        except NotFound as missing:
+            for index in by_event[slug]:
+                results[index] = missing
+            continue
+        batch = _EventBatch(session, outbox, links, event, revision)
+        for index, answer in batch.register([(i, submissions[i]) for i in by_event[slug]]).items():
+            results[index] = answer
+    return results
+
+
+class _EventBatch:
+    """The registrations of one batch for one event."""
+
+    def __init__(self, session, outbox, links, event: EventSpec, revision: int):
+        self.session, self.outbox, self.links = session, outbox, links
+        self.event, self.revision, self.slug = event, revision, event.slug
+
+    def register(self, submissions: list[tuple[int, Submission]]) -> dict:
+        results, new = {}, []
+        # Active registrations first, earlier answers second: an earlier
+        # answer committed between the two reads is then seen by the second,
+        # so a retry of a request that just went through gets its answer,
+        # never a Conflict with itself.
+        active = self._active({s.request.email.lower() for _, s in submissions})
+        earlier = self._earlier({s.idempotency_key for _, s in submissions} - {None})
+        in_batch: dict[str, tuple[str, dict]] = {}
+        for index, submission in submissions:
+            results[index] = self._answer(index, submission, active, earlier, in_batch, new)
+        self._store(new, results)
+        return results
+
+    def _answer(self, index, submission, active, earlier, in_batch, new):
+        request, key = submission.request, submission.idempotency_key
+        request_hash = _hash(self.slug, request)
+        if key in earlier or key in in_batch:
+            first_hash, answer = earlier.get(key) or in_batch[key]
+            if first_hash != request_hash:
+                return _key_reused()
+            return answer
+        try:
+            choice = _checked_choice(self.event, request)
+        except Invalid as problem:
+            return problem
+        email_key = request.email.lower()
+        if email_key in active:
+            return Conflict("this address already has an active registration for the event",
+                            [{"field": "email", "message": "already registered"}])
+        active.add(email_key)
+        registration_id = uuid.uuid4().hex
+        answer = {"id": registration_id, "status": "pending",
+                  "token": self.links.token(registration_id),
+                  "links": self.links.for_registration(registration_id)}
+        if key:
+            in_batch[key] = (request_hash, answer)
+        new.append(_New(index, request, key, request_hash, choice, answer,
+                        submission.correlation_id))
+        return answer
+
+    def _active(self, email_keys) -> set:
+        return set(self.session.execute(select(registrations.c.email_key).where(
+            registrations.c.event_slug == self.slug, registrations.c.email_key.in_(email_keys),
+            registrations.c.status.in_(ACTIVE_STATUSES))).scalars())
+
+    def _earlier(self, keys) -> dict:
+        if not keys:
+            return {}
+        return {row.key: (row.request_hash, json.loads(row.response)) for row in self.session.execute(
+            select(idempotency_keys).where(idempotency_keys.c.event_slug == self.slug,
+                                           idempotency_keys.c.key.in_(keys)))}
+
+    def _store(self, new: list[_New], results: dict):
+        now = utcnow()
+        # Keys first: a concurrent twin holding the same key makes this
+        # insert wait for it; if it committed, its answer is the answer.
+        keyed = sorted((n for n in new if n.key), key=lambda n: n.key)
+        claimed = set(insert_absent(self.session, idempotency_keys, [
+            {"event_slug": self.slug, "key": n.key, "request_hash": n.request_hash,
+             "registration_id": n.answer["id"], "response": json.dumps(n.answer), "created_at": now}
+            for n in keyed], idempotency_keys.c.key))
+        lost = [n for n in keyed if n.key not in claimed]
+        if lost:
+            earlier = self._earlier({n.key for n in lost})
+            for n in lost:
+                first_hash, first_answer = earlier[n.key]
+                results[n.index] = first_answer if first_hash == n.request_hash else _key_reused()
+            new = [n for n in new if n not in lost]
+        if not new:
+            return
+        rows = [{"id": n.answer["id"], "event_slug": self.slug, "name": n.request.name,
+                 "email": n.request.email, "email_key": n.request.email.lower(), "status": "pending",
+                 "status_seq": 0, "decision_seq": 0, "waitlist_position": None,
+                 "hold_expires_at": None, "created_at": now, "updated_at": now, **n.choice}
+                for n in new]
+        self.session.execute(registrations.insert(), rows)
+        rules = SeatRules.of(self.event)
+        messages = []
+        for n, row in zip(new, rows):
+            messages.append((RegistrationRequested(
+                registration_id=row["id"], event_slug=self.slug, category=row["category"],
+                sessions=row["sessions"], requested_at=now, event_revision=self.revision,
+                seat_rules=rules), n.correlation_id))
+            messages.append((_status_message(self.links, SimpleNamespace(**row), None, "received"),
+                             n.correlation_id))
+        self.outbox.add_many(self.session, messages)
+
+
+@dataclass(eq=False)
+class _New:
+    index: int
+    request: RegistrationRequest
+    key: str | None
+    request_hash: str
+    choice: dict
+    answer: dict
+    correlation_id: str | None
+
+
+def _key_reused() -> Invalid:
+    return Invalid("this Idempotency-Key was used with a different request",
+                   [{"field": "Idempotency-Key", "message": "reused with another body"}])
 
 
 def _hash(slug: str, request: RegistrationRequest) -> str:
     canonical = json.dumps([slug, request.model_dump(mode="json")], sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _earlier_answer(session, slug, key, request_hash) -> dict | None:
-    row = session.execute(select(idempotency_keys).where(
-        idempotency_keys.c.event_slug == slug, idempotency_keys.c.key == key)).first()
-    if row is None:
-        return None
-    if row.request_hash != request_hash:
-        raise Invalid("this Idempotency-Key was used with a different request",
-                      [{"field": "Idempotency-Key", "message": "reused with another body"}])
-    return json.loads(row.response)
 
 
 def _checked_choice(event: EventSpec, request: RegistrationRequest) -> dict:
@@ -156,20 +268,53 @@ def _answer_problems(event: EventSpec, answers: dict) -> list:
 
 
 def apply_seat_decision(session: Session, outbox, links: Links, decision: SeatDecided) -> None:
-    row = _get(session, decision.registration_id, lock=True)
-    if decision.decision_seq <= row.decision_seq:
-        return   # an older word from capacity, overtaken by a newer one
-    changes = {"decision_seq": decision.decision_seq,
-               "waitlist_position": decision.waitlist_position,
-               "hold_expires_at": decision.hold_expires_at}
+    apply_seat_decisions(session, outbox, links, [(decision, None)])
+
+
+def apply_seat_decisions(session: Session, outbox, links: Links,
+                         decisions: list[tuple[SeatDecided, str | None]]) -> None:
+    """Capacity's words (each with its correlation id) become statuses, each
+    change announced. Rows are locked in a fixed order and written once."""
+    ids = sorted({decision.registration_id for decision, _ in decisions})
+    rows = {row.id: row._asdict() for row in session.execute(locked(
+        select(registrations).where(registrations.c.id.in_(ids)).order_by(registrations.c.id),
+        session))}
+    changed, messages = {}, []
+    for decision, correlation_id in decisions:
+        row = rows.get(decision.registration_id)
+        if row is None:
+            raise NotFound(f"no registration {decision.registration_id}")
+        announcement = _decided(row, decision)
+        changed[row["id"]] = row
+        if announcement is not None:
+            previous, cause = announcement
+            messages.append((_status_message(links, SimpleNamespace(**row), previous, cause),
+                             correlation_id))
+    if changed:
+        session.execute(update(registrations).where(registrations.c.id == bindparam("row_id")),
+                        [{"row_id": row["id"], **{k: row[k] for k in _DECISION_FIELDS}}
+                         for row in changed.values()])
+    outbox.add_many(session, messages)
+
+
+_DECISION_FIELDS = ("status", "status_seq", "decision_seq", "waitlist_position",
+                    "hold_expires_at", "updated_at")
+
+
+def _decided(row: dict, decision: SeatDecided) -> tuple[str, str] | None:
+    """Apply one decision to the row (a dict, changed in place); returns
+    (previous status, cause) when it changed the status."""
+    if decision.decision_seq <= row["decision_seq"]:
+        return None   # an older word from capacity, overtaken by a newer one
+    row["decision_seq"] = decision.decision_seq
     new_status = OUTCOME_STATUS.get(decision.outcome)
-    if row.status == "cancelled" or new_status is None or new_status == row.status:
-        # The attendee's cancellation stands; capacity releases on its own.
-        session.execute(update(registrations).where(registrations.c.id == row.id)
-                        .values(decision_seq=decision.decision_seq))
-        return
-    _set_status(session, outbox, links, row, new_status,
-                cause="promoted" if decision.promoted else decision.outcome, **changes)
+    if row["status"] == "cancelled" or new_status is None or new_status == row["status"]:
+        return None   # the attendee's cancellation stands; capacity releases on its own
+    previous = row["status"]
+    row.update(status=new_status, status_seq=row["status_seq"] + 1, updated_at=utcnow(),
+               waitlist_position=decision.waitlist_position,
+               hold_expires_at=decision.hold_expires_at)
+    return previous, "promoted" if decision.promoted else decision.outcome
 
 
 def cancel(session: Session, outbox, links: Links, registration_id: str) -> dict:
@@ -266,14 +411,18 @@ def _set_status(session, outbox, links, row, status, cause, **changes):
 
 
 def _announce(session, outbox, links, row, previous, cause):
-    outbox.add(session, RegistrationStatusChanged(
+    outbox.add(session, _status_message(links, row, previous, cause))
+
+
+def _status_message(links, row, previous, cause) -> RegistrationStatusChanged:
+    return RegistrationStatusChanged(
         registration_id=row.id, event_slug=row.event_slug, status=row.status,
         previous_status=previous, status_seq=row.status_seq, cause=cause,
         attendee=Attendee(name=row.name, email=row.email, language=row.language,
                           timezone=row.timezone, country=row.country, category=row.category,
                           sessions=row.sessions),
         waitlist_position=row.waitlist_position, hold_expires_at=row.hold_expires_at,
-        links=links.for_registration(row.id)))
+        links=links.for_registration(row.id))
 
 
 def _get(session: Session, registration_id: str, lock: bool = False):

@@ -5,13 +5,13 @@ from pathlib import Path
 
 from nameko.dependency_providers import Config
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shared.contracts import SEAT_DECIDED, SeatDecided
-from shared.db import Database, ping, transaction
+from shared.batches import batch_handler
+from shared.db import Database, ping, retrying, transaction
 from shared.errors import DomainError, Invalid
-from shared.inbox import process_once
-from shared.messaging import event_handler, rpc
+from shared.inbox import process_batch
+from shared.messaging import rpc
 from shared.logs import Correlation
 from shared.metrics import REGISTRATIONS, EntrypointMetrics
 from shared.outbox import OutboxRelay
@@ -30,6 +30,18 @@ def _parse(model, data):
         raise Invalid("invalid request", field_errors(exc)) from None
 
 
+def _parse_or_error(body) -> RegistrationRequest | Invalid:
+    try:
+        return _parse(RegistrationRequest, body)
+    except Invalid as problem:
+        return problem
+
+
+def problem_of(error: DomainError) -> dict:
+    return {"status": error.status, "title": error.title, "detail": error.detail,
+            "fields": error.fields}
+
+
 class Service:
     name = "registration"
 
@@ -44,17 +56,14 @@ class Service:
         settings = self.config["SETTINGS"]
         return registrations.Links(settings.public_base_url, settings.secret_key)
 
-    def _in_transaction(self, work, retries: int = 2):
+    def _in_transaction(self, work):
         """Run ``work(session)`` in one transaction. A unique-constraint clash
         means a concurrent twin won; a dropped connection or a deadlock is
         worth another go: run again so the domain sees the current state."""
-        for attempt in range(retries + 1):
-            try:
-                with transaction(self.db) as session:
-                    return work(session)
-            except (IntegrityError, OperationalError):
-                if attempt == retries:
-                    raise
+        def once():
+            with transaction(self.db) as session:
+                return work(session)
+        return retrying(once)
 
     # -- RPC: organisers ---------------------------------------------------
     @rpc(expected_exceptions=DomainError)
@@ -81,12 +90,18 @@ class Service:
 
     # -- RPC: attendees ----------------------------------------------------
     @rpc(expected_exceptions=DomainError)
-    def register(self, slug: str, body: dict, idempotency_key: str | None = None) -> dict:
-        request = _parse(RegistrationRequest, body)
-        answer = self._in_transaction(lambda s: registrations.register(
-            s, self.outbox, self.links, slug, request, idempotency_key))
-        REGISTRATIONS.labels("pending").inc()
-        return answer
+    def register_many(self, submissions: list[dict]) -> list[dict]:
+        """Registrations from concurrent requests, gathered by the gateway:
+        one transaction for all; for each, ``{"answer"}`` or ``{"problem"}``."""
+        parsed = [registrations.Submission(item["slug"], _parse_or_error(item["body"]),
+                                           item.get("idempotency_key"), item.get("correlation_id"))
+                  for item in submissions]
+        results = self._in_transaction(lambda s: registrations.register_many(
+            s, self.outbox, self.links, parsed))
+        answers = [{"answer": r} if isinstance(r, dict) else {"problem": problem_of(r)}
+                   for r in results]
+        REGISTRATIONS.labels("pending").inc(sum(1 for a in answers if "answer" in a))
+        return answers
 
     @rpc(expected_exceptions=DomainError)
     def list_registrations(self, slug: str, status: str | None = None) -> list:
@@ -111,10 +126,11 @@ class Service:
         return ping(self.db)
 
     # -- events from capacity ------------------------------------------------
-    @event_handler("capacity", SEAT_DECIDED)
-    def on_seat_decided(self, body: dict) -> None:
-        decision, applied = process_once(
-            self.db, inbox, body, SeatDecided, "on_seat_decided",
-            lambda s, m: registrations.apply_seat_decision(s, self.outbox, self.links, m))
-        if applied:
-            REGISTRATIONS.labels(decision.outcome).inc()
+    @batch_handler("capacity", SEAT_DECIDED)
+    def on_seat_decided(self, bodies: list[dict]) -> None:
+        applied = process_batch(
+            self.db, inbox, bodies, SeatDecided, "on_seat_decided",
+            lambda s, fresh: registrations.apply_seat_decisions(
+                s, self.outbox, self.links, [(r.message, r.correlation_id) for r in fresh]))
+        for received in applied:
+            REGISTRATIONS.labels(received.message.outcome).inc()

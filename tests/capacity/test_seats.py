@@ -135,8 +135,8 @@ def test_the_handler_applies_a_twice_delivered_message_once(db):
     service = worker_factory(Service, db=db, outbox=Outbox(outbox_table, None, lambda: None))
     body = envelope(RegistrationRequested(registration_id="r1", event_slug="conf", category=None,
                                           sessions=["day-1"], requested_at=datetime.now(timezone.utc)))
-    service.on_registration_requested(body)
-    service.on_registration_requested(body)
+    service.on_registration_requested([body, body])     # twice in one batch
+    service.on_registration_requested([body])           # and again later
     with transaction(db) as session:
         assert len(session.execute(select(reservations)).all()) == 1
         published = session.execute(select(outbox_table.c.event_type)).scalars().all()

@@ -98,28 +98,33 @@ def test_a_sender_behind_its_lease_neither_sends_nor_overwrites_the_next_claim(d
 
 
 def sender():
+    from eventlet.queue import LightQueue
+
     from services.notification.mailer import Mailer
     from services.notification.sending import DeliveryWorker
     worker = DeliveryWorker()
     worker.mailer = Mailer("127.0.0.1", 9, "events@example.org", timeout=1)
+    worker.mailers = LightQueue()
+    worker.mailers.put(worker.mailer)
     return worker
 
 
-def test_a_batch_cut_short_hands_back_only_what_was_never_started(db):
+def test_a_batch_cut_short_hands_back_only_what_was_never_started(db, monkeypatch):
+    from services.notification import sending
+    monkeypatch.setattr(sending, "GROUP", 1)      # a record after every message
     for number in (1, 2, 3):
         queue(db, f"status:r{number}:1")
     with transaction(db) as session:
         claimed = deliveries.claim_due(session)
     worker = sender()
 
-    def send(sessions, row):
+    def send(sessions, mailer, row):
         if row.cause == "status:r2:1":
             raise OperationalError("UPDATE", {}, Exception("the database went away"))
-        with transaction(sessions) as session:
-            deliveries.mark_sent(session, row)
+        return True
     worker._send = send
     with pytest.raises(OperationalError):
-        worker._send_batch(db, claimed)
+        worker._send_chunk(db, claimed)
     with transaction(db) as session:
         rows = session.execute(select(table.c.cause, table.c.status).order_by(table.c.id)).all()
     # The one in flight may have gone out: it waits for its lease, not sent again at once.
@@ -131,7 +136,8 @@ def test_a_message_that_cannot_be_built_fails_for_good_instead_of_looping(db):
         deliveries.enqueue(session, "status:r1:1", "seat_confirmed", "a@example.org", "en",
                            {"text": "no subject"}, "conf", "r1")
         [row] = deliveries.claim_due(session)
-    sender()._send(db, row)
+    worker = sender()
+    worker._send(db, worker.mailer, row)
     with transaction(db) as session:
         stored = session.execute(select(table)).one()
     assert stored.status == "failed" and "cannot be built" in stored.last_error
