@@ -95,26 +95,27 @@ def event_changed(session: Session, before: EventSpec | None, after: EventSpec, 
 
 
 def send_due(session: Session, now: datetime, event_for) -> int:
-    """Turn due scheduled rows into deliveries; ``event_for(slug)`` gives the
-    event. Rows are locked by this transaction, so replicas never share one."""
-    queued = 0
-    for row in schedule.claim_due(session, now):
-        change = snapshot(session, row.registration_id)
+    """Turn due reminders into deliveries; ``event_for(slug)`` gives (event,
+    revision). The rows are locked by this transaction, so replicas never
+    share one, and marked in the transaction that queues their deliveries."""
+    due = schedule.claim_due(session, now)
+    if not due:
+        return 0
+    changes = {change.registration_id: change for change in
+               snapshots_of(session, [row.registration_id for row in due])}
+    rows, sent, skipped = [], [], []
+    for row in due:
+        change = changes[row.registration_id]
+        if row.session_starts_at <= now or change.status != "confirmed":
+            skipped.append(row.id)     # its session has begun, or the seat is gone
+            continue
         event, _ = event_for(row.event_slug)
-        if row.kind == "reminder" and (row.session_starts_at <= now
-                                       or change.status != "confirmed"):
-            schedule.mark(session, row.id, "skipped")     # its session has begun
-            continue
-        if row.kind == "received" and change.status != "pending":
-            schedule.mark(session, row.id, "cancelled")
-            continue
-        if row.kind == "reminder":
-            draft = messages.compose_reminder(event, change, row.session_slug)
-        else:
-            draft = messages.compose_received(event, change)
-        queued += _queue(session, event, change, row.cause, row.kind, draft)
-        schedule.mark(session, row.id, "sent")
-    return queued
+        draft = messages.compose_reminder(event, change, row.session_slug)
+        rows.append(_delivery(event, change, row.cause, row.kind, draft, current_correlation_id()))
+        sent.append(row.id)
+    schedule.mark_many(session, sent, "sent")
+    schedule.mark_many(session, skipped, "skipped")
+    return deliveries.enqueue_many(session, rows)
 
 
 def announce(session: Session, event: EventSpec, announcement_id: str, subject: dict,
@@ -136,10 +137,9 @@ def snapshots(session: Session, slug: str) -> list[RegistrationStatusChanged]:
     return [_parse(row) for row in rows]
 
 
-def snapshot(session: Session, registration_id: str) -> RegistrationStatusChanged:
-    row = session.execute(select(attendees.c.snapshot).where(
-        attendees.c.registration_id == registration_id)).scalar_one()
-    return _parse(row)
+def snapshots_of(session: Session, registration_ids: list[str]) -> list[RegistrationStatusChanged]:
+    return [_parse(row) for row in session.execute(select(attendees.c.snapshot).where(
+        attendees.c.registration_id.in_(sorted(set(registration_ids))))).scalars()]
 
 
 def _parse(document) -> RegistrationStatusChanged:

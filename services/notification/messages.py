@@ -26,6 +26,7 @@ LOCALES = Path(__file__).parent / "locales"
 
 # (status, cause) -> message kind; a status change not listed sends nothing.
 KIND_FOR_STATUS = {
+    ("pending", "received"): "received",      # announced only when the decision is slow
     ("confirmed", "promoted"): "promoted",
     ("held", "promoted"): "promoted",
     ("confirmed", None): "seat_confirmed",
@@ -126,11 +127,6 @@ def compose_status(event: EventSpec, revision: int, change: RegistrationStatusCh
     if change.status == "confirmed":
         draft.attachments.append(_invite(event, revision, change, organiser, language))
     return kind, draft
-
-
-def compose_received(event: EventSpec, change: RegistrationStatusChanged) -> Draft:
-    language, context = _context(event, change)
-    return render("received", language, context)
 
 
 def compose_reminder(event: EventSpec, change: RegistrationStatusChanged, session_slug: str) -> Draft:

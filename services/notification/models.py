@@ -50,8 +50,7 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_attempt_at"),
 )
 
-# Messages due later: reminders before each chosen session, and the notice that
-# a registration is still being decided. One row per cause; the timer turns a
+# Messages due later: reminders before each chosen session. One row per cause; the timer turns a
 # due row into a delivery in the same transaction that marks it sent.
 scheduled = Table(
     "scheduled_messages", metadata,
@@ -59,7 +58,7 @@ scheduled = Table(
     Column("cause", String(200), nullable=False, unique=True),
     Column("registration_id", String(32), nullable=False, index=True),
     Column("event_slug", String(80), nullable=False, index=True),
-    Column("kind", String(40), nullable=False),          # reminder, received
+    Column("kind", String(40), nullable=False),          # reminder
     Column("session_slug", String(80)),
     Column("session_starts_at", UTCDateTime),
     Column("due_at", UTCDateTime, nullable=False),

@@ -1,5 +1,4 @@
-"""Messages due later: reminders before each chosen session, and the notice
-that a registration is still being decided.
+"""Messages due later: reminders before each chosen session.
 
 Rather than patching rows on each change, ``reconcile`` compares what a
 registration's status and the event's sessions call for with what is pending
@@ -9,7 +8,6 @@ that was already sent is never scheduled again.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
@@ -20,8 +18,6 @@ from shared.schemas import EventSpec, parse_duration
 
 from .models import scheduled
 
-# "Registration received" goes out only if the decision takes longer than this.
-RECEIVED_NOTICE_AFTER = timedelta(seconds=float(os.environ.get("RECEIVED_NOTICE_SECONDS", "20")))
 
 
 def utcnow() -> datetime:
@@ -36,8 +32,6 @@ def desired(event: EventSpec, registration_id: str, status: str, sessions: list[
             now: datetime) -> dict:
     """cause -> row values, for what this registration should have pending."""
     wanted = {}
-    if status == "pending":
-        wanted[f"received:{registration_id}"] = {"kind": "received", "due_at": now + RECEIVED_NOTICE_AFTER}
     if status == "confirmed":
         for session in event.sessions:
             if session.slug not in sessions:
@@ -94,8 +88,9 @@ def claim_due(session: Session, now: datetime, limit: int = 200) -> list:
         .order_by(scheduled.c.due_at).limit(limit), session)).all()
 
 
-def mark(session: Session, row_id: int, state: str) -> None:
-    session.execute(update(scheduled).where(scheduled.c.id == row_id).values(state=state))
+def mark_many(session: Session, row_ids: list[int], state: str) -> None:
+    if row_ids:
+        session.execute(update(scheduled).where(scheduled.c.id.in_(row_ids)).values(state=state))
 
 
 def pending_count(session: Session, now: datetime) -> tuple[int, int]:

@@ -42,6 +42,9 @@ registrations = Table(
     # One active registration per address and event, enforced by the database.
     Index("uq_active_registration", "event_slug", "email_key", unique=True,
           sqlite_where=text(ACTIVE), postgresql_where=text(ACTIVE)),
+    # The registrations still being decided, oldest first (the "received" notice).
+    Index("ix_registrations_pending", "created_at",
+          sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
 )
 
 idempotency_keys = Table(

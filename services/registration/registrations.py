@@ -3,7 +3,9 @@
 A registration is stored ``pending`` and announced to capacity; capacity's
 decision (seat, hold, waiting list, refusal) comes back and becomes the status.
 Every status change is announced with a snapshot of the attendee so that the
-notification service can write to them without asking anyone.
+notification service can write to them without asking anyone. The first is
+the decision, unless that takes long: then the registration is announced as
+pending (cause "received") first.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, select, update
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 from shared.contracts import (ACTIVE_STATUSES, Attendee, RegistrationCancelled,
                               RegistrationConfirmed, RegistrationRequested,
                               RegistrationStatusChanged, SeatDecided, SeatRules)
-from shared.db import insert_absent, locked
+from shared.db import insert_absent, locked, skip_locked
 from shared.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
 from shared.tokens import attendee_token
@@ -192,8 +194,6 @@ class _EventBatch:
                 registration_id=row["id"], event_slug=self.slug, category=row["category"],
                 sessions=row["sessions"], requested_at=now, event_revision=self.revision,
                 seat_rules=rules), n.correlation_id))
-            messages.append((_status_message(self.links, SimpleNamespace(**row), None, "received"),
-                             n.correlation_id))
         self.outbox.add_many(self.session, messages)
 
 
@@ -315,6 +315,23 @@ def _decided(row: dict, decision: SeatDecided) -> tuple[str, str] | None:
                waitlist_position=decision.waitlist_position,
                hold_expires_at=decision.hold_expires_at)
     return previous, "promoted" if decision.promoted else decision.outcome
+
+
+def announce_slow_decisions(session: Session, outbox, links: Links, older_than: timedelta,
+                            limit: int = 200) -> int:
+    """Registrations still pending after ``older_than`` are announced as
+    such (cause "received"), once: the attendee is told their registration
+    arrived. A decision that comes in time is the first thing announced, so
+    a rush sends no message per registration that nobody needs."""
+    rows = session.execute(skip_locked(select(registrations).where(
+        registrations.c.status == "pending", registrations.c.status_seq == 0,
+        registrations.c.created_at <= utcnow() - older_than)
+        .order_by(registrations.c.created_at).limit(limit), session)).all()
+    for row in rows:
+        updated = session.execute(update(registrations).where(registrations.c.id == row.id)
+                                  .values(status_seq=1).returning(*registrations.c)).one()
+        _announce(session, outbox, links, updated, previous=None, cause="received")
+    return len(rows)
 
 
 def cancel(session: Session, outbox, links: Links, registration_id: str) -> dict:

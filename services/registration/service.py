@@ -1,9 +1,12 @@
 """nameko entrypoints of the registration service: translate, call the domain, commit."""
 from __future__ import annotations
 
+import os
+from datetime import timedelta
 from pathlib import Path
 
 from nameko.dependency_providers import Config
+from nameko.timer import timer
 from pydantic import ValidationError
 
 from shared.contracts import SEAT_DECIDED, SeatDecided
@@ -21,6 +24,9 @@ from . import catalogue, registrations
 from .models import inbox, outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# "Registration received" goes out only if the decision takes longer than this.
+RECEIVED_NOTICE_AFTER = timedelta(seconds=float(os.environ.get("RECEIVED_NOTICE_SECONDS", "20")))
+RECEIVED_POLL_SECONDS = min(5.0, max(0.5, RECEIVED_NOTICE_AFTER.total_seconds() / 4))
 
 
 def _parse(model, data):
@@ -124,6 +130,17 @@ class Service:
     @rpc(expected_exceptions=DomainError)
     def ping(self) -> bool:
         return ping(self.db)
+
+    @timer(interval=RECEIVED_POLL_SECONDS)
+    def announce_slow_decisions(self):
+        """Registrations still undecided after RECEIVED_NOTICE_SECONDS are
+        announced as pending, so the attendee hears that theirs arrived."""
+        def announce():
+            with transaction(self.db) as session:
+                return registrations.announce_slow_decisions(session, self.outbox, self.links,
+                                                             RECEIVED_NOTICE_AFTER)
+        while retrying(announce) == 200:
+            pass
 
     # -- events from capacity ------------------------------------------------
     @batch_handler("capacity", SEAT_DECIDED)

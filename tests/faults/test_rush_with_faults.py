@@ -20,6 +20,7 @@ import requests
 from tests.harness import Stack, rabbitmqctl, require_postgres, wait_until
 
 ATTEMPTS, SEATS, CLIENTS = 600, 200, 40
+SMTP_CONNECTIONS = 2          # per notification replica
 DATABASES = ("registration", "capacity", "notification")
 
 
@@ -30,7 +31,7 @@ def stack(tmp_path_factory):
         pytest.fail("the local RabbitMQ cannot be controlled with rabbitmqctl")
     stack = Stack(tmp_path_factory.mktemp("faults"), database="postgres", extra_env={
         "HANDLER_RETRY_DELAYS": "0.5,1,2,4,8,8,8,8", "RECEIVED_NOTICE_SECONDS": "3600",
-        "STARTUP_WAIT_SECONDS": "30"})
+        "STARTUP_WAIT_SECONDS": "30", "SMTP_CONNECTIONS": str(SMTP_CONNECTIONS)})
     try:
         stack.start()
         stack.start_service("capacity")
@@ -217,10 +218,12 @@ def test_a_rush_survives_kills_a_broker_restart_smtp_and_database_outages(stack)
     assert len(mail) == ATTEMPTS
     assert {a: ids for a, ids in distinct.items() if len(ids) != 1} == {}
     # Email is at least once at the SMTP boundary (docs/reliability.md): the
-    # same message again is possible from the SIGKILLed sender (taken, not yet
-    # recorded) and from the SMTP server stopped between taking a message and
-    # answering "250". At most one each.
-    assert resent <= 2, resent
+    # same message again is possible for each message on the wire when the
+    # SMTP server stopped between taking it and answering "250" (one per open
+    # connection of the two live replicas), and for each one the SIGKILLed
+    # sender had sent but not yet recorded (at this pace every send is
+    # recorded at once: one per connection).
+    assert resent <= SMTP_CONNECTIONS * 2 + SMTP_CONNECTIONS, resent
     for database in ("registration", "capacity"):
         assert query(stack, database, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)]
     assert delivery_log() == [("sent", ATTEMPTS)]

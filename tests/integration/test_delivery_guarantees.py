@@ -179,3 +179,41 @@ def test_quorum_queues_work_end_to_end(tmp_path_factory):
         assert types[queue] == "quorum"
     finally:
         stack.stop()
+
+
+def test_a_poison_message_in_a_batch_is_parked_alone_and_the_rest_decided(stack):
+    """Messages that queued up while capacity was down arrive as one batch:
+    the one that cannot be read fails the batch, which is then handled one
+    message at a time, so the others are decided and only it is parked."""
+    queue = "evt-registration-registration.requested--capacity.on_registration_requested"
+    event = stack.create_event(capacity=None)
+    [capacity] = [p for p in stack.processes if p.name == "capacity" and p.alive()]
+    capacity.stop()
+    connection = pika.BlockingConnection(pika.URLParameters(stack.vhost.amqp_uri))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare(queue + ".dead", durable=True)
+    channel.queue_purge(queue + ".dead")        # what an earlier test parked there
+    try:
+        answers = [stack.register(event["slug"]) for _ in range(5)]
+        poison = json.dumps({"message_id": uuid.uuid4().hex, "type": "registration.requested",
+                             "version": 2, "data": {"poison": True}})
+        channel.basic_publish("registration.events", "registration.requested", poison,
+                              pika.BasicProperties(content_type="application/json", delivery_mode=2),
+                              mandatory=True)
+        answers += [stack.register(event["slug"]) for _ in range(5)]
+        # All of them queued, so that they arrive together.
+        wait_until(lambda: channel.queue_declare(queue, durable=True, passive=True)
+                   .method.message_count >= 11, 20, interval=0.1, message="the requests queued")
+    finally:
+        stack.start_service("capacity")
+    assert [stack.status(a, wait=20)["status"] for a in answers] == ["confirmed"] * 10
+
+    def parked():
+        return channel.queue_declare(queue + ".dead", durable=True, passive=False).method.message_count
+    assert wait_until(parked, 20, interval=0.2, message="the dead-letter queue") == 1
+    method, _, dead = channel.basic_get(queue + ".dead", auto_ack=True)
+    assert json.loads(dead)["data"] == {"poison": True}
+    logs = "".join(p.log_path.read_text() for p in stack.processes if p.name == "capacity")
+    assert "batch of" in logs                   # the batch did fail, and was split
+    connection.close()

@@ -41,7 +41,8 @@ def all_kinds(language):
         kind, draft = messages.compose_status(EVENT, 1, change(status, language, cause), "x@y")
         drafts[kind] = draft
     seated = change("confirmed", language)
-    drafts["received"] = messages.compose_received(EVENT, change("pending", language))
+    drafts["received"] = messages.compose_status(EVENT, 1, change("pending", language, "received"),
+                                                 "x@y")[1]
     drafts["reminder"] = messages.compose_reminder(EVENT, seated, "day-1")
     drafts["session_moved"] = messages.compose_moved(EVENT, 2, seated, "day-1", "x@y")
     drafts["announcement"] = messages.compose_announcement(

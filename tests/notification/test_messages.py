@@ -47,8 +47,11 @@ def test_every_status_message_renders_text_and_html(status, cause, fields):
     assert 'dir="ltr"' in draft.html
 
 
-def test_a_pending_registration_sends_nothing_yet():
-    assert messages.compose_status(EVENT, 1, change("pending", "received"), "x@y") is None
+def test_a_registration_announced_pending_is_told_it_was_received():
+    # Registration announces "pending" only when the decision takes long.
+    kind, draft = messages.compose_status(EVENT, 1, change("pending", "received"), "x@y")
+    assert kind == "received" and draft.subject.startswith("We have received")
+    assert draft.attachments == []
 
 
 def test_waitlist_position_and_hold_deadline_are_told():

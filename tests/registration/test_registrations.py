@@ -3,6 +3,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
 from services.registration import catalogue, registrations
 from services.registration.models import outbox as outbox_table
@@ -129,7 +130,25 @@ def test_seat_decisions_become_statuses_in_order(db, outbox):
     assert status_of(db, answer["id"])["status"] == "confirmed"
     changes = outbox.of_type(RegistrationStatusChanged)
     assert [(c.status, c.cause, c.status_seq) for c in changes] == [
-        ("pending", "received", 0), ("waitlisted", "waitlisted", 1), ("confirmed", "promoted", 2)]
+        ("waitlisted", "waitlisted", 1), ("confirmed", "promoted", 2)]
+
+
+def test_a_decision_that_takes_long_is_preceded_by_a_received_notice(db, outbox):
+    spec = make_event(db, outbox)
+    quick = register(db, outbox, spec.slug, email="quick@example.org")
+    slow = register(db, outbox, spec.slug, email="slow@example.org")
+    decide(db, outbox, quick["id"], "confirmed", 1)
+    for _ in range(2):              # announced once, however often the timer runs
+        with transaction(db) as session:
+            registrations.announce_slow_decisions(session, outbox, LINKS, timedelta(0))
+    decide(db, outbox, slow["id"], "confirmed", 1)
+    changes = [(c.registration_id, c.status, c.cause, c.status_seq)
+               for c in outbox.of_type(RegistrationStatusChanged)]
+    assert changes == [(quick["id"], "confirmed", "confirmed", 1),
+                       (slow["id"], "pending", "received", 1),
+                       (slow["id"], "confirmed", "confirmed", 2)]
+    with transaction(db) as session:    # not yet old enough: nothing
+        assert registrations.announce_slow_decisions(session, outbox, LINKS, timedelta(hours=1)) == 0
 
 
 def test_cancelling_releases_and_a_later_decision_does_not_revive(db, outbox):
@@ -186,3 +205,86 @@ def test_a_change_to_the_event_waits_for_registrations_being_stored_on_postgres(
     finally:
         engine.dispose()
         databases.drop()
+
+
+@pytest.fixture
+def postgres_db():
+    from sqlalchemy.orm import sessionmaker
+
+    from shared.db import make_engine, run_migrations
+    from tests.harness import ROOT, PostgresDatabases, require_postgres
+    require_postgres()
+    databases = PostgresDatabases(["registration"]).create()
+    engine = make_engine(databases.url("registration"))
+    try:
+        run_migrations(engine, ROOT / "services" / "registration" / "migrations")
+        yield sessionmaker(engine, expire_on_commit=False)
+    finally:
+        engine.dispose()
+        databases.drop()
+
+
+@pytest.mark.parametrize("first_commits", ["between the retry's two reads", "after both reads"])
+def test_a_retry_racing_its_first_attempt_gets_the_first_answer_on_postgres(
+        postgres_db, outbox, monkeypatch, first_commits):
+    """A front end retries with its Idempotency-Key while the first attempt
+    (whose answer it never saw, say across a broker restart) is still being
+    stored. Whenever the first commits, the retry gets the first answer: not
+    a 409 for the address, not a second registration."""
+    import threading
+
+    db = postgres_db
+    spec = make_event(db, outbox)
+    first = db()
+    first.begin()
+    first_answer = registrations.register(first, outbox, LINKS, spec.slug, request(), "key-1")
+    commit_now = threading.Event()
+
+    def commit_first():
+        commit_now.wait(10)
+        first.commit()
+        first.close()
+    committer = threading.Thread(target=commit_first)
+    committer.start()
+    if first_commits == "between the retry's two reads":
+        # The retry reads the active registrations and the earlier answers
+        # (in whichever order): the first commits right after the first read.
+        for read in ("_active", "_earlier"):
+            def then_commit(self, keys, original=getattr(registrations._EventBatch, read)):
+                found = original(self, keys)
+                if not commit_now.is_set():
+                    commit_now.set()
+                    committer.join()
+                return found
+            monkeypatch.setattr(registrations._EventBatch, read, then_commit)
+    else:
+        # The retry reads nothing yet, then waits on the first's key.
+        threading.Timer(0.5, commit_now.set).start()
+    retry_answer = register(db, outbox, spec.slug, key="key-1")
+    committer.join()
+    assert retry_answer == first_answer
+    with transaction(db) as session:
+        assert session.execute(select(registrations_table.c.id)).scalars().all() == [first_answer["id"]]
+
+
+def test_one_batch_answers_each_registration_on_its_own(db, outbox):
+    spec = make_event(db, outbox)
+    Submission = registrations.Submission
+    with transaction(db) as session:
+        results = registrations.register_many(session, outbox, LINKS, [
+            Submission(spec.slug, request(email="a@example.org"), "k1"),
+            Submission(spec.slug, request(email="A@example.org")),          # same address
+            Submission(spec.slug, request(email="b@example.org"), "k1"),    # key reused, other body
+            Submission(spec.slug, request(email="a@example.org"), "k1"),    # a repeat: first answer
+            Submission(spec.slug, request(email="c@example.org", language="tr")),   # not offered
+            Submission("no-such-event", request(email="d@example.org")),
+            Submission(spec.slug, request(email="e@example.org")),
+        ])
+    assert isinstance(results[0], dict) and results[3] == results[0]
+    assert [type(r).__name__ for r in results[1:3]] == ["Conflict", "Invalid"]
+    assert [type(r).__name__ for r in results[4:6]] == ["Invalid", "NotFound"]
+    assert isinstance(results[6], dict)
+    with transaction(db) as session:
+        stored = session.execute(select(registrations_table.c.email)).scalars().all()
+    assert sorted(stored) == ["a@example.org", "e@example.org"]
+    assert len(outbox.of_type(RegistrationRequested)) == 2
