@@ -61,7 +61,8 @@ def _environment(language: str) -> SandboxedEnvironment:
         loader=FileSystemLoader(str(TEMPLATES)),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
         undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
-        trim_blocks=True, lstrip_blocks=True)
+        trim_blocks=True, lstrip_blocks=True,
+        auto_reload=False)   # templates change with a release, not while running
     env.install_gettext_translations(_translations(language), newstyle=True)
     return env
 

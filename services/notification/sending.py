@@ -122,7 +122,7 @@ class DeliveryWorker(BackgroundLoop):
             if row.channel == "webhook":
                 webhooks.post(sessions, row, self.allow_private)
             else:
-                mailer.send(self._build(mailer, row))
+                mailer.send(self._build(mailer, row), row.recipient)
         except (PermanentFailure, webhooks.PermanentWebhookFailure, Unsendable) as exc:
             self._failed(sessions, row, str(exc), permanent=True)
             return False

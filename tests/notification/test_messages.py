@@ -1,5 +1,7 @@
 """Composing messages: every kind renders, attendee text is escaped, times and
 calendars are right."""
+import email
+import email.policy
 import json
 from datetime import datetime, timezone
 
@@ -7,7 +9,7 @@ import pytest
 from icalendar import Calendar
 
 from services.notification import calendar, messages
-from services.notification.mailer import Mailer
+from services.notification.mailer import SMTP_POLICY, Mailer
 from services.notification.when import both_zones
 from shared.contracts import Attendee, RegistrationStatusChanged
 from shared.schemas import EventSpec
@@ -107,9 +109,32 @@ def test_a_name_cannot_inject_headers():
     content = {"subject": "Hi", "text": "t", "html": "<p>h</p>"}
     with pytest.raises(ValueError):
         mailer.build("Eve\r\nBcc: victim@example.org", "eve@example.org", content, "k")
-    message = mailer.build('Eve "the" <Attendee>', "eve@example.org", content, "status.r1.1")
+    with pytest.raises(ValueError):
+        mailer.build("Eve", "eve@example.org", {**content, "subject": "Hi\nBcc: x@example.org"}, "k")
+    built = mailer.build('Eve "the" <Attendee>', "eve@example.org", content, "status.r1.1")
+    message = email.message_from_bytes(built.as_bytes(), policy=email.policy.default)
     assert message["Message-ID"] == "<status.r1.1@example.org>"
     assert message["To"].addresses[0].addr_spec == "eve@example.org"
+    assert message["To"].addresses[0].display_name == 'Eve "the" <Attendee>'
+
+
+def test_non_ascii_headers_and_bodies_survive_the_round_trip():
+    mailer = Mailer("localhost", 1, "Events <events@example.org>")
+    content = {"subject": "تأكيد مقعدك: Conférence", "text": "مرحبا أميرة", "html": "<p>é</p>",
+               "attachments": [{"filename": "invite.ics", "mimetype": "text/calendar",
+                                "content": "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"}]}
+    built = mailer.build("أميرة Çelik", "amira@example.org", content, "status.r1.1")
+    wire = built.as_bytes(policy=SMTP_POLICY)
+    assert all(line.endswith(b"\r") and len(line) <= 999 for line in wire.split(b"\n")[:-1])
+    message = email.message_from_bytes(wire, policy=email.policy.default)
+    assert message["Subject"] == content["subject"]
+    assert message["To"].addresses[0].display_name == "أميرة Çelik"
+    assert message["From"].addresses[0].addr_spec == "events@example.org"
+    assert mailer.envelope_sender == "events@example.org"
+    assert message.get_body(("plain",)).get_content().strip() == "مرحبا أميرة"
+    assert message.get_body(("html",)).get_content().strip() == "<p>é</p>"
+    [invite] = list(message.iter_attachments())
+    assert invite.get_filename() == "invite.ics" and "VCALENDAR" in invite.get_content()
 
 
 def test_localized_titles_fall_back_to_the_default_language():
