@@ -80,27 +80,27 @@ def event_changed(session: Session, before: EventSpec | None, after: EventSpec, 
     moved = schedule.moved_sessions(before, after)
     if not moved and before.reminders == after.reminders:
         return False
-    queued = False
-    for change in snapshots(session, after.slug):
+    rows, everyone = [], snapshots(session, after.slug)
+    for change in everyone:
         if change.status in SEATED_STATUSES:
             for slug in moved:
                 if slug in change.attendee.sessions:
                     draft = messages.compose_moved(after, revision, change, slug, organiser)
-                    queued |= _queue(session, after, change,
-                                     f"moved:{change.registration_id}:{slug}:{revision}",
-                                     "session_moved", draft)
-        schedule.reconcile(session, after, change.registration_id, change.status,
-                           change.attendee.sessions)
-    return queued
+                    rows.append(_delivery(after, change, f"moved:{change.registration_id}:{slug}:{revision}",
+                                          "session_moved", draft, current_correlation_id()))
+    schedule.reconcile_many(session, [(after, change.registration_id, change.status,
+                                       change.attendee.sessions) for change in everyone])
+    return deliveries.enqueue_many(session, rows) > 0
 
 
-def send_due(session: Session, now: datetime, event_for) -> int:
+def send_due(session: Session, now: datetime, event_for) -> tuple[int, int]:
     """Turn due reminders into deliveries; ``event_for(slug)`` gives (event,
     revision). The rows are locked by this transaction, so replicas never
-    share one, and marked in the transaction that queues their deliveries."""
+    share one, and marked in the transaction that queues their deliveries.
+    Returns how many rows were claimed and how many messages queued."""
     due = schedule.claim_due(session, now)
     if not due:
-        return 0
+        return 0, 0
     changes = {change.registration_id: change for change in
                snapshots_of(session, [row.registration_id for row in due])}
     rows, sent, skipped = [], [], []
@@ -115,20 +115,20 @@ def send_due(session: Session, now: datetime, event_for) -> int:
         sent.append(row.id)
     schedule.mark_many(session, sent, "sent")
     schedule.mark_many(session, skipped, "skipped")
-    return deliveries.enqueue_many(session, rows)
+    return len(due), deliveries.enqueue_many(session, rows)
 
 
 def announce(session: Session, event: EventSpec, announcement_id: str, subject: dict,
              body: dict) -> int:
     """The organiser's message to every attendee with a seat; returns how many."""
-    recipients = 0
+    rows = []
     for change in snapshots(session, event.slug):
         if change.status in SEATED_STATUSES:
             draft = messages.compose_announcement(event, change, subject, body)
-            _queue(session, event, change, f"announcement:{announcement_id}:{change.registration_id}",
-                   "announcement", draft)
-            recipients += 1
-    return recipients
+            rows.append(_delivery(event, change, f"announcement:{announcement_id}:{change.registration_id}",
+                                  "announcement", draft, current_correlation_id()))
+    deliveries.enqueue_many(session, rows)
+    return len(rows)
 
 
 def snapshots(session: Session, slug: str) -> list[RegistrationStatusChanged]:
@@ -144,11 +144,6 @@ def snapshots_of(session: Session, registration_ids: list[str]) -> list[Registra
 
 def _parse(document) -> RegistrationStatusChanged:
     return parse(RegistrationStatusChanged, document)
-
-
-def _queue(session, event, change, cause, kind, draft) -> bool:
-    return deliveries.enqueue_many(session, [_delivery(event, change, cause, kind, draft,
-                                                       current_correlation_id())]) == 1
 
 
 def _delivery(event, change, cause, kind, draft, correlation_id) -> dict:

@@ -81,7 +81,10 @@ def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, s
         session.execute(scheduled.insert(), sorted(new, key=lambda row: row["cause"]))
 
 
-def claim_due(session: Session, now: datetime, limit: int = 200) -> list:
+CLAIM = 200          # due rows taken per transaction
+
+
+def claim_due(session: Session, now: datetime, limit: int = CLAIM) -> list:
     """Due rows, locked for this transaction (other replicas skip them)."""
     return session.execute(skip_locked(
         select(scheduled).where(scheduled.c.state == "pending", scheduled.c.due_at <= now)

@@ -71,25 +71,25 @@ class Service:
     @batch_handler("registration", REGISTRATION_STATUS_CHANGED)
     def on_status_changed(self, bodies):
         def tell(session, fresh):
-            events = {}
-
-            def event_for(slug):
-                if slug not in events:
-                    events[slug] = self._event(session, slug)
-                return events[slug]
-            if attendees.status_changes(session, event_for,
+            if attendees.status_changes(session, self._events(session),
                                         [(r.message, r.correlation_id) for r in fresh], self.organiser):
                 self.sender.queued()
         process_batch(self.db, inbox, bodies, RegistrationStatusChanged, "on_status_changed", tell)
 
     @timer(interval=reminder_interval())
     def send_scheduled(self):
-        """Reminders and notices that fell due, including any that fell due
-        while no replica was running (unless their session has begun)."""
+        """Reminders that fell due, including any that fell due while no
+        replica was running (unless their session has begun): a claim at a
+        time, each committed and handed to the sender before the next."""
         now = schedule.utcnow()
+        while True:
+            with transaction(self.db) as session:
+                claimed, queued = attendees.send_due(session, now, self._events(session))
+            if queued:
+                self.sender.wake()
+            if claimed < schedule.CLAIM:
+                break
         with transaction(self.db) as session:
-            if attendees.send_due(session, now, lambda slug: self._event(session, slug)):
-                self.sender.queued()
             due, late = schedule.pending_count(session, now)
         REMINDERS_DUE.set(due)
         REMINDERS_OVERDUE.set(late)
@@ -157,6 +157,16 @@ class Service:
         before = parsed_event(current.slug, current.revision, current.spec)
         if attendees.event_changed(session, before, message.event, message.revision, self.organiser):
             self.sender.queued()
+
+    def _events(self, session):
+        """``event_for(slug)`` for one transaction: each event read once."""
+        known = {}
+
+        def event_for(slug):
+            if slug not in known:
+                known[slug] = self._event(session, slug)
+            return known[slug]
+        return event_for
 
     def _event(self, session, slug) -> tuple[EventSpec, int]:
         row = session.execute(select(event_copies).where(event_copies.c.slug == slug)).first()
