@@ -14,7 +14,7 @@ from collections import deque
 
 from eventlet.queue import LightQueue
 
-MAX_IN_FLIGHT = 4     # calls on their way at once
+MAX_IN_FLIGHT = 2     # calls on their way at once
 MAX_BATCH = 200       # requests per call at most
 _LEAD = object()
 
