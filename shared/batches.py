@@ -49,6 +49,14 @@ class BatchEventHandler(ReliableEventHandler):
         super().setup()
         self._buffer: list = []
         self._draining = False
+        self._stopping = False
+
+    def stop(self):
+        # No new batch once stopping: the running one finishes and is acked;
+        # messages still buffered stay unacked and return to the queue when
+        # the channel closes.
+        self._stopping = True
+        super().stop()
 
     def handle_message(self, body, message):
         self._buffer.append((body, message))
@@ -58,14 +66,15 @@ class BatchEventHandler(ReliableEventHandler):
 
     def _drain(self):
         try:
-            while self._buffer:
+            while self._buffer and not self._stopping:
                 # Let the consumer read what the broker has already sent.
                 eventlet.sleep(0)
                 batch = self._buffer[:BATCH_SIZE]
                 del self._buffer[:BATCH_SIZE]
                 if not self._run(batch) and len(batch) > 1:
                     for one in batch:
-                        self._run([one])
+                        if not self._stopping:
+                            self._run([one])
         finally:
             self._draining = False
 

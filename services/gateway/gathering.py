@@ -10,12 +10,18 @@ timer, only for a call already on its way.
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 
-from eventlet.queue import LightQueue
+from eventlet.queue import Empty, LightQueue
 
 MAX_IN_FLIGHT = 2     # calls on their way at once
 MAX_BATCH = 200       # requests per call at most
+# A call unanswered this long (a broker gone away after the call was sent:
+# its reply never comes) no longer holds its slot, so that the requests
+# behind it get their own quick answer (a 503 when the broker is away)
+# instead of waiting out the stalled call's timeout.
+STALLED_AFTER = 1.0
 _LEAD = object()
 
 
@@ -30,10 +36,12 @@ class Gatherer:
     """One per gateway process; its state is touched only between green
     thread switches, so it needs no lock."""
 
-    def __init__(self, max_in_flight: int = MAX_IN_FLIGHT, max_batch: int = MAX_BATCH):
+    def __init__(self, max_in_flight: int = MAX_IN_FLIGHT, max_batch: int = MAX_BATCH,
+                 stalled_after: float = STALLED_AFTER):
         self.max_in_flight, self.max_batch = max_in_flight, max_batch
+        self.stalled_after = stalled_after
         self._queue: deque[_Waiting] = deque()
-        self._in_flight = 0
+        self._calls: list[float] = []        # when each call on its way started
 
     def submit(self, call_many, item):
         """``call_many(items) -> results`` (one per item, in order), made
@@ -41,24 +49,32 @@ class Gatherer:
         me = _Waiting(item)
         self._queue.append(me)
         while True:
-            if self._in_flight < self.max_in_flight and me in self._queue:
+            if self._free_slot() and me in self._queue:
                 self._lead(call_many)
-            outcome = me.inbox.get()
+            try:
+                outcome = me.inbox.get(timeout=self.stalled_after)
+            except Empty:
+                continue          # a call may have stalled: look for a slot again
             if outcome is not _LEAD:
                 if isinstance(outcome, BaseException):
                     raise outcome
                 return outcome
             me.asked_to_lead = False      # a later free slot may ask again
 
+    def _free_slot(self) -> bool:
+        fresh = time.monotonic() - self.stalled_after
+        return sum(1 for started in self._calls if started > fresh) < self.max_in_flight
+
     def _lead(self, call_many):
         batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-        self._in_flight += 1
+        started = time.monotonic()
+        self._calls.append(started)
         try:
             results = call_many([waiting.item for waiting in batch])
         except BaseException as exc:       # every request of the call answers with it
             results = [exc] * len(batch)
         finally:
-            self._in_flight -= 1
+            self._calls.remove(started)
             self._hand_over()
         for waiting, result in zip(batch, results):
             waiting.inbox.put(result)

@@ -2,6 +2,7 @@
 answer, calls stay within their limit, and a failed call fails only its own
 requests."""
 import eventlet
+import eventlet.event
 import pytest
 
 from services.gateway.gathering import Gatherer
@@ -71,3 +72,23 @@ def test_a_failed_call_fails_its_own_requests_only():
     assert all(r == f"answer to r{i}" for i, r in enumerate(results) if f"r{i}" not in failed)
     with pytest.raises(ConnectionError):
         gatherer.submit(registration, "r0")
+
+
+def test_a_stalled_call_does_not_hold_up_the_requests_behind_it():
+    """A call whose reply never comes (the broker went away after it was
+    sent) gives up its slot after a while: the next request travels on its
+    own and gets its own quick answer."""
+    stalled = eventlet.event.Event()
+
+    def register_many(items):
+        if "stuck" in items:
+            stalled.wait()            # a reply that never comes (until the test ends)
+        return [f"answer to {item}" for item in items]
+
+    gatherer = Gatherer(max_in_flight=1, stalled_after=0.05)
+    stuck = eventlet.spawn(gatherer.submit, register_many, "stuck")
+    eventlet.sleep(0)
+    with eventlet.Timeout(2):
+        assert gatherer.submit(register_many, "next") == "answer to next"
+    stalled.send()
+    assert stuck.wait() == "answer to stuck"
