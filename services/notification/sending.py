@@ -132,7 +132,7 @@ class DeliveryWorker(BackgroundLoop):
             self._failed(sessions, row, f"{type(exc).__name__}: {exc}")
             return False
         MESSAGES_SENT.labels(row.kind, row.channel).inc()
-        log.debug("sent %s by %s", row.kind, row.channel, extra={
+        log.info("sent %s by %s", row.kind, row.channel, extra={
             "correlation_id": row.content.get("correlation_id"), "kind": row.kind,
             "registration_id": row.registration_id, "event_slug": row.event_slug})
         return True
