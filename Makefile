@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run run-gateway run-registration run-capacity run-notification test \
-        test-unit services tools mail catalogs clean
+        test-unit services tools mail catalogs clean bench
 
 install: $(STAMP)
 
@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
 run: install
@@ -36,6 +36,11 @@ services:
 
 test: install services tools
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The registration pipeline under load (bench/README.md); not part of make test.
+# BENCH_ARGS e.g. "--scenarios a,b --scale 0.1 --label after".
+bench: install services
+	$(PY) -m bench $(BENCH_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests --ignore=tests/integration --ignore=tests/faults --ignore=tests/e2e $(PYTEST_ARGS)

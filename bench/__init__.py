@@ -1,0 +1,1 @@
+"""make bench: the registration pipeline under load (see bench/README.md)."""
