@@ -301,25 +301,37 @@ off and shows what it had reached.
 """
 
 
+# letter, heading, what the reader should know first, rows of the table
+SCENARIOS = [
+    ("a", "(a) 2,000 attempts from 16 clients for 1,000 seats, no waiting list",
+     "Headline: seats confirmed **and** emailed per second, from the first POST to the last email.",
+     RUSH_ROWS),
+    ("b", "(b) 10,000 attempts from 64 clients for 5,000 seats, with a waiting list", "",
+     RUSH_ROWS + WAITLIST_ROWS),
+    ("c", "(c) open loop: 300 requests/s for 60 s, unlimited seats",
+     "Latency counts from each request's scheduled moment (open loop: a slow answer does not "
+     "delay the next request); the client gives up on a request after 60 s (\"timed out\"). "
+     "POST to decision is the server's `updated_at` minus that moment, for every registration the "
+     "server took, answered in time or not; it counts only those decided before the time limit.",
+     OPEN_ROWS),
+    ("d", "(d) 5,000 reminders in seven languages falling due at once",
+     "The bench registers the attendees, waits for every confirmation email, then makes their "
+     "reminders due at once directly in the notification service's database: `UPDATE "
+     "scheduled_messages SET due_at = now() WHERE state = 'pending' AND kind = 'reminder' AND "
+     "event_slug = …`. Times run from that UPDATE (REMINDER_POLL_SECONDS = 1).",
+     REMINDER_ROWS),
+]
+
+
+def section(runs: dict, letter: str, title: str, intro: str, rows) -> list[str]:
+    return [f"\n## {title}\n", *([f"{intro}\n"] if intro else []),
+            compare(rows, scenario(runs, "before", letter), scenario(runs, "after", letter))]
+
+
 def document(runs: dict) -> str:
     parts = [INTRO, "## Summary\n", summary(runs), "\n## Conditions\n", conditions(runs)]
-    parts += ["\n## (a) 2,000 attempts from 16 clients for 1,000 seats, no waiting list\n",
-              "Headline: seats confirmed **and** emailed per second, from the first POST to the last email.\n",
-              compare(RUSH_ROWS, scenario(runs, "before", "a"), scenario(runs, "after", "a"))]
-    parts += ["\n## (b) 10,000 attempts from 64 clients for 5,000 seats, with a waiting list\n",
-              compare(RUSH_ROWS + WAITLIST_ROWS, scenario(runs, "before", "b"), scenario(runs, "after", "b"))]
-    parts += ["\n## (c) open loop: 300 requests/s for 60 s, unlimited seats\n",
-              "Latency counts from each request's scheduled moment (open loop: a slow answer does not "
-              "delay the next request); the client gives up on a request after 60 s (\"timed out\"). "
-              "POST to decision is the server's `updated_at` minus that moment, for every registration the "
-              "server took, answered in time or not; it counts only those decided before the time limit.\n",
-              compare(OPEN_ROWS, scenario(runs, "before", "c"), scenario(runs, "after", "c"))]
-    parts += ["\n## (d) 5,000 reminders in seven languages falling due at once\n",
-              "The bench registers the attendees, waits for every confirmation email, then makes their "
-              "reminders due at once directly in the notification service's database: `UPDATE "
-              "scheduled_messages SET due_at = now() WHERE state = 'pending' AND kind = 'reminder' AND "
-              "event_slug = …`. Times run from that UPDATE (REMINDER_POLL_SECONDS = 1).\n",
-              compare(REMINDER_ROWS, scenario(runs, "before", "d"), scenario(runs, "after", "d"))]
+    for letter, title, intro, rows in SCENARIOS:
+        parts += section(runs, letter, title, intro, rows)
     parts += ["\n## (e) memory and CPU per process\n",
               "Peak RSS is each service's VmHWM over the whole PostgreSQL run; idle is after start-up.\n",
               memory_table(runs),

@@ -150,6 +150,15 @@ def retrying(work, attempts: int = 3, pause: float = 0.0):
                 eventlet.sleep(min(2.0, pause * 2 ** attempt))
 
 
+def in_transaction(session_factory: sessionmaker, work, attempts: int = 3, pause: float = 0.0):
+    """``work(session)`` in one transaction, run again (``retrying``) after a
+    lost connection, a deadlock or a clash with a concurrent twin."""
+    def once():
+        with transaction(session_factory) as session:
+            return work(session)
+    return retrying(once, attempts, pause)
+
+
 def ping(session_factory: sessionmaker) -> bool:
     """Readiness: the database answers a query."""
     with transaction(session_factory) as session:

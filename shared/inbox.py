@@ -14,7 +14,7 @@ from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.orm import Session
 
 from shared.contracts import Contract, open_envelope
-from shared.db import UTCDateTime, insert_absent, retrying, transaction
+from shared.db import UTCDateTime, in_transaction, insert_absent
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -67,21 +67,22 @@ def process_batch(session_factory, table: Table, bodies: list[dict], contract, h
     whatever outbox rows ``apply`` adds). A clash with a concurrent twin, a
     deadlock or a lost connection runs the batch again: the inbox then tells
     what is left to do. Returns the messages this call applied."""
-    received = open_all(bodies, contract)
-
-    def once():
-        with transaction(session_factory) as session:
-            fresh = first_deliveries(session, table, handler, received)
-            if fresh:
-                apply(session, fresh)
-            return fresh
-    return retrying(once)
+    return _apply_once(session_factory, table, open_all(bodies, contract), handler, apply)
 
 
 def process_once(session_factory, table: Table, body: dict, contract, handler: str, apply):
     """``process_batch`` for one message: ``apply(session, message)``.
     Returns the message and whether this call applied it."""
-    applied = process_batch(session_factory, table, [body], contract, handler,
-                            lambda session, fresh: apply(session, fresh[0].message))
-    _, message = open_envelope(body, contract)
-    return message, bool(applied)
+    [received] = open_all([body], contract)
+    applied = _apply_once(session_factory, table, [received], handler,
+                          lambda session, fresh: apply(session, received.message))
+    return received.message, bool(applied)
+
+
+def _apply_once(session_factory, table, received, handler, apply) -> list[Received]:
+    def work(session):
+        fresh = first_deliveries(session, table, handler, received)
+        if fresh:
+            apply(session, fresh)
+        return fresh
+    return in_transaction(session_factory, work)

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
 
-from kombu import Exchange, Queue
+import amqp
+from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
@@ -207,7 +210,6 @@ class ConfirmedPublisher:
             raise
 
     def _publish(self, messages):
-        import amqp
         channel = self._open()
         returned: set[str] = set()
         self._returned = returned
@@ -224,8 +226,6 @@ class ConfirmedPublisher:
         return returned
 
     def _wait_for_confirms(self):
-        import socket
-        import time
         deadline = time.monotonic() + self.timeout
         while self._unconfirmed:
             if self._nacked:
@@ -243,7 +243,6 @@ class ConfirmedPublisher:
     def _open(self):
         if self._channel is not None:
             return self._channel
-        from kombu import Connection
         params = Connection(self.amqp_uri)
         connection = params.connect().connection      # the py-amqp connection
         channel = connection.channel()

@@ -104,10 +104,10 @@ def _reserve_for_event(session, outbox, slug, requests):
     event = _lock_with_newest_rules(session, outbox, slug, [r for r, _ in requests])
     known = set(session.execute(select(reservations.c.registration_id).where(
         reservations.c.registration_id.in_([r.registration_id for r, _ in requests]))).scalars())
-    fresh, seen = [], set()
+    fresh = []
     for request, correlation_id in requests:
-        if request.registration_id not in known | seen:   # decided before, or cancelled first
-            seen.add(request.registration_id)
+        if request.registration_id not in known:   # decided before, or cancelled first
+            known.add(request.registration_id)
             fresh.append((request, correlation_id))
     if not fresh:
         return

@@ -241,8 +241,7 @@ class Service:
             {"slug": slug, "body": body.model_dump(mode="json"), "idempotency_key": key,
              "correlation_id": self.correlation})
         if "problem" in result:
-            problem = result["problem"]
-            raise Problem(problem["status"], problem["title"], problem["detail"], problem["fields"])
+            raise Problem(**result["problem"])
         answer = result["answer"]
         return json_response(answer, 202, {"Location": f"/api/v1/registrations/{answer['id']}"})
 

@@ -16,7 +16,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from shared.db import insert_absent, skip_locked
@@ -74,26 +74,21 @@ def claim_due(session: Session, limit: int = BATCH) -> list:
     return sorted(rows, key=lambda row: row.id)
 
 
-def _held(row):
-    """The row, while the claim that returned it still holds it."""
-    return (deliveries.c.id == row.id) & (deliveries.c.status == "sending") & (
-        deliveries.c.lease == row.lease)
+def _held(rows: list):
+    """These rows, while the claims that returned them still hold them."""
+    return (deliveries.c.status == "sending") & tuple_(deliveries.c.id, deliveries.c.lease).in_(
+        [(row.id, row.lease) for row in rows])
 
 
 def take(session: Session, row) -> bool:
-    """Renew the lease just before sending; False if it ran out and another
-    sender has the row now."""
-    result = session.execute(update(deliveries).where(_held(row)).values(
-        next_attempt_at=utcnow() + LEASE))
-    return result.rowcount == 1
+    """Renew one row's lease just before sending; False if it ran out and
+    another sender has the row now."""
+    return bool(renew(session, [row]))
 
 
 def release(session: Session, rows: list) -> None:
-    """Hand claimed messages back unsent, due now (those still under the
-    leases that claimed them)."""
-    session.execute(update(deliveries).where(
-        deliveries.c.id.in_([row.id for row in rows]), deliveries.c.status == "sending",
-        deliveries.c.lease.in_({row.lease for row in rows})).values(
+    """Hand claimed messages back unsent, due now."""
+    session.execute(update(deliveries).where(_held(rows)).values(
         status="queued", lease=None, next_attempt_at=utcnow()))
 
 
@@ -102,10 +97,14 @@ def renew(session: Session, rows: list) -> set:
     ids still held (a lease that ran out may belong to another sender now)."""
     if not rows:
         return set()
-    return set(session.execute(update(deliveries).where(
-        deliveries.c.id.in_([row.id for row in rows]), deliveries.c.status == "sending",
-        deliveries.c.lease.in_({row.lease for row in rows}))
-        .values(next_attempt_at=utcnow() + LEASE).returning(deliveries.c.id)).scalars())
+    return set(session.execute(update(deliveries).where(_held(rows))
+                               .values(next_attempt_at=utcnow() + LEASE)
+                               .returning(deliveries.c.id)).scalars())
+
+
+def mark_sent(session: Session, row) -> bool:
+    """Record one send; False if the lease had run out meanwhile."""
+    return mark_sent_many(session, [row]) == 1
 
 
 def mark_sent_many(session: Session, rows: list) -> int:
@@ -113,20 +112,9 @@ def mark_sent_many(session: Session, rows: list) -> int:
     them (the others are another sender's now, and it sends them too)."""
     if not rows:
         return 0
-    return session.execute(update(deliveries).where(
-        deliveries.c.id.in_([row.id for row in rows]), deliveries.c.status == "sending",
-        deliveries.c.lease.in_({row.lease for row in rows})).values(
+    return session.execute(update(deliveries).where(_held(rows)).values(
         status="sent", lease=None, sent_at=utcnow(), attempts=deliveries.c.attempts + 1,
         last_error=None)).rowcount
-
-
-def mark_sent(session: Session, row) -> bool:
-    """Record the send; False if the lease had run out meanwhile (the row is
-    another sender's now, and it will send it too)."""
-    result = session.execute(update(deliveries).where(_held(row)).values(
-        status="sent", lease=None, sent_at=utcnow(), attempts=deliveries.c.attempts + 1,
-        last_error=None))
-    return result.rowcount == 1
 
 
 def mark_failed(session: Session, row, error: str, permanent: bool = False) -> bool:
@@ -138,7 +126,7 @@ def mark_failed(session: Session, row, error: str, permanent: bool = False) -> b
         values["status"] = "failed"
     else:
         values.update(status="queued", next_attempt_at=utcnow() + backoff(attempts))
-    session.execute(update(deliveries).where(_held(row)).values(**values))
+    session.execute(update(deliveries).where(_held([row])).values(**values))
     return final
 
 

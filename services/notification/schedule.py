@@ -69,11 +69,10 @@ def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, s
         for cause, values in wanted.items():
             if cause in have:
                 continue
-            if values["kind"] == "reminder" and values["due_at"] <= now:
+            if values["due_at"] <= now:
                 continue   # a reminder whose moment passed before the seat was given
             new.append({"cause": cause, "registration_id": registration_id, "event_slug": event.slug,
-                        "state": "pending", "created_at": now, "session_slug": None,
-                        "session_starts_at": None, **values})
+                        "state": "pending", "created_at": now, **values})
     if stale:
         session.execute(update(scheduled).where(scheduled.c.cause.in_(sorted(stale)))
                         .values(state="cancelled"))

@@ -19,7 +19,7 @@ from eventlet.greenpool import GreenPool
 from eventlet.queue import LightQueue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from shared.db import retrying, transaction
+from shared.db import in_transaction
 from shared.loop import BackgroundLoop
 from shared.metrics import MESSAGES_FAILED, MESSAGES_SENT
 
@@ -29,6 +29,9 @@ from .mailer import Mailer, PermanentFailure
 log = logging.getLogger(__name__)
 GROUP = 25            # messages sent between two records, at most
 RECORD_EVERY = 0.02   # seconds a send may wait for its record, at most
+# A record of what was sent rides out a dropped or restarting database
+# connection for about ten seconds: left leased, the message would go again.
+WRITE_RETRIES = {"attempts": 8, "pause": 0.2}
 
 
 class Unsendable(Exception):
@@ -73,7 +76,7 @@ class DeliveryWorker(BackgroundLoop):
     def tick(self):
         sessions = self.session_factory()
         while True:
-            batch = retrying(lambda: self._claim(sessions), attempts=3, pause=0.2)
+            batch = in_transaction(sessions, deliveries.claim_due, pause=0.2)
             if batch:
                 # A connection gets a group's worth at least: a few messages go
                 # out over one connection with one record, not one record each.
@@ -82,11 +85,6 @@ class DeliveryWorker(BackgroundLoop):
                 list(self.pool.imap(lambda chunk: self._send_chunk(sessions, chunk), chunks))
             if len(batch) < deliveries.BATCH:
                 return
-
-    @staticmethod
-    def _claim(sessions):
-        with transaction(sessions) as session:
-            return deliveries.claim_due(session)
 
     def _send_chunk(self, sessions, rows):
         """Send rows over one connection, recording sends as it goes: after
@@ -142,11 +140,9 @@ class DeliveryWorker(BackgroundLoop):
         transaction that rides out a dropped connection; returns the ids of
         ``following`` still held (a lease that ran out belongs to another
         sender now)."""
-        def write():
-            with transaction(sessions) as session:
-                recorded = deliveries.mark_sent_many(session, sent)
-                return recorded, deliveries.renew(session, following)
-        recorded, held = retrying(write, attempts=8, pause=0.2)
+        def write(session):
+            return deliveries.mark_sent_many(session, sent), deliveries.renew(session, following)
+        recorded, held = in_transaction(sessions, write, **WRITE_RETRIES)
         if recorded < len(sent):
             log.warning("%d messages were sent after their lease ran out; the sender that took "
                         "them over sends them again", len(sent) - recorded)
@@ -156,15 +152,11 @@ class DeliveryWorker(BackgroundLoop):
         if not rows:
             return
         try:
-            retrying(lambda: self._release(sessions, rows), attempts=8, pause=0.2)
+            in_transaction(sessions, lambda session: deliveries.release(session, rows),
+                           **WRITE_RETRIES)
         except (OperationalError, InterfaceError) as exc:
             log.warning("could not hand back %d claimed messages; they are sent when "
                         "their lease runs out: %s", len(rows), exc)
-
-    @staticmethod
-    def _release(sessions, rows):
-        with transaction(sessions) as session:
-            deliveries.release(session, rows)
 
     def _build(self, mailer, row):
         content = row.content
@@ -176,10 +168,8 @@ class DeliveryWorker(BackgroundLoop):
             raise Unsendable(f"the message cannot be built: {type(exc).__name__}: {exc}") from exc
 
     def _failed(self, sessions, row, error, permanent=False):
-        def write():
-            with transaction(sessions) as session:
-                return deliveries.mark_failed(session, row, error, permanent)
-        final = retrying(write, attempts=8, pause=0.2)
+        final = in_transaction(sessions, lambda session: deliveries.mark_failed(
+            session, row, error, permanent), **WRITE_RETRIES)
         MESSAGES_FAILED.labels(row.kind, row.channel, "yes" if final else "no").inc()
         (log.error if final else log.warning)(
             "%s to %s for %s: attempt %d failed%s: %s", row.kind, row.recipient, row.cause,

@@ -317,8 +317,11 @@ def _decided(row: dict, decision: SeatDecided) -> tuple[str, str] | None:
     return previous, "promoted" if decision.promoted else decision.outcome
 
 
+SLOW_DECISIONS_CLAIM = 200     # pending registrations announced per transaction
+
+
 def announce_slow_decisions(session: Session, outbox, links: Links, older_than: timedelta,
-                            limit: int = 200) -> int:
+                            limit: int = SLOW_DECISIONS_CLAIM) -> int:
     """Registrations still pending after ``older_than`` are announced as
     such (cause "received"), once: the attendee is told their registration
     arrived. A decision that comes in time is the first thing announced, so

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.contracts import SEAT_DECIDED, SeatDecided
 from shared.batches import batch_handler
-from shared.db import Database, ping, retrying, transaction
+from shared.db import Database, in_transaction, ping, transaction
 from shared.errors import DomainError, Invalid
 from shared.inbox import process_batch
 from shared.messaging import rpc
@@ -66,10 +66,7 @@ class Service:
         """Run ``work(session)`` in one transaction. A unique-constraint clash
         means a concurrent twin won; a dropped connection or a deadlock is
         worth another go: run again so the domain sees the current state."""
-        def once():
-            with transaction(self.db) as session:
-                return work(session)
-        return retrying(once)
+        return in_transaction(self.db, work)
 
     # -- RPC: organisers ---------------------------------------------------
     @rpc(expected_exceptions=DomainError)
@@ -135,11 +132,10 @@ class Service:
     def announce_slow_decisions(self):
         """Registrations still undecided after RECEIVED_NOTICE_SECONDS are
         announced as pending, so the attendee hears that theirs arrived."""
-        def announce():
-            with transaction(self.db) as session:
-                return registrations.announce_slow_decisions(session, self.outbox, self.links,
-                                                             RECEIVED_NOTICE_AFTER)
-        while retrying(announce) == 200:
+        def announce(session):
+            return registrations.announce_slow_decisions(session, self.outbox, self.links,
+                                                         RECEIVED_NOTICE_AFTER)
+        while self._in_transaction(announce) == registrations.SLOW_DECISIONS_CLAIM:
             pass
 
     # -- events from capacity ------------------------------------------------
