@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
-from typing import ClassVar, Literal
+from datetime import datetime
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from shared.statuses import DECISIONS, Status
+from shared.clock import utcnow
 from shared.schemas import EventSpec
 
 # Event types, published on "<source service>.events" with the type as routing key.
@@ -24,10 +26,6 @@ REGISTRATION_CANCELLED = "registration.cancelled"      # registration -> capacit
 REGISTRATION_CONFIRMED = "registration.confirmed"      # registration -> capacity (hold confirmed)
 REGISTRATION_STATUS_CHANGED = "registration.status_changed"  # registration -> notification
 SEAT_DECIDED = "seat.decided"                          # capacity -> registration
-
-Status = Literal["pending", "held", "confirmed", "waitlisted", "rejected", "cancelled", "expired"]
-ACTIVE_STATUSES = ("pending", "held", "confirmed", "waitlisted")
-SEATED_STATUSES = ("held", "confirmed")
 
 
 class Contract(BaseModel):
@@ -102,12 +100,19 @@ class SeatDecided(Contract):
     TYPE: ClassVar[str] = SEAT_DECIDED
     registration_id: str
     event_slug: str
-    outcome: Literal["confirmed", "held", "waitlisted", "rejected", "expired", "released"]
+    outcome: Status
     decision_seq: int
     promoted: bool = False
     waitlist_position: int | None = None
     hold_expires_at: datetime | None = None
     reason: str | None = None
+
+    @field_validator("outcome")
+    @classmethod
+    def _a_decision(cls, outcome: Status) -> Status:
+        if outcome not in DECISIONS:
+            raise ValueError(f"capacity does not decide {outcome.value!r}")
+        return outcome
 
 
 class Attendee(BaseModel):
@@ -138,11 +143,6 @@ class RegistrationStatusChanged(Contract):
     links: dict[str, str]
 
 
-CONTRACTS = {c.TYPE: c for c in
-             (EventPublished, RegistrationRequested, RegistrationCancelled,
-              RegistrationConfirmed, SeatDecided, RegistrationStatusChanged)}
-
-
 class UnknownContract(Exception):
     """A message of a type or version this code does not understand."""
 
@@ -152,7 +152,7 @@ def envelope(message: Contract, correlation_id: str | None = None) -> dict:
         "message_id": uuid.uuid4().hex,
         "type": message.TYPE,
         "version": message.VERSION,
-        "occurred_at": datetime.now(timezone.utc).isoformat(),
+        "occurred_at": utcnow().isoformat(),
         "correlation_id": correlation_id,
         "data": message.model_dump(mode="json"),
     }

@@ -8,11 +8,11 @@ finds the message done.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.orm import Session
 
+from shared.clock import utcnow
 from shared.contracts import Contract, open_envelope
 from shared.db import UTCDateTime, in_transaction, insert_absent
 
@@ -39,7 +39,7 @@ def first_deliveries(session: Session, table: Table, handler: str,
                      received: list[Received]) -> list[Received]:
     """Record the messages as processed; returns those that were not, in
     the order given, each once."""
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     ids = sorted({item.message_id for item in received})
     fresh = set(insert_absent(session, table, [
         {"message_id": message_id, "handler": handler, "processed_at": now} for message_id in ids],

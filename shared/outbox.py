@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from kombu import Exchange
 from sqlalchemy import (BigInteger, Column, Index, Integer, MetaData, String, Table,
@@ -22,6 +22,7 @@ from sqlalchemy import (BigInteger, Column, Index, Integer, MetaData, String, Ta
 from sqlalchemy.orm import Session
 
 from shared import metrics
+from shared.clock import utcnow
 from shared.contracts import Contract, envelope
 from shared.db import UTCDateTime, skip_locked, transaction
 from shared.loop import BackgroundLoop
@@ -31,9 +32,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 BACKLOG_EVERY = 5.0   # seconds between backlog measurements
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def outbox_table(metadata: MetaData) -> Table:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.statuses import Status
+
 
 @dataclass
 class Pool:
@@ -62,7 +64,7 @@ def place(pools: dict[str, Pool], requests: list[list[str]], waitlist: bool) -> 
             take(pools, needs)
             outcomes.append("seated")
         else:
-            outcomes.append("waitlisted" if waitlist else "rejected")
+            outcomes.append(Status.WAITLISTED if waitlist else Status.REJECTED)
     return outcomes
 
 

@@ -8,11 +8,13 @@ above would fail the transaction rather than oversell.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared.statuses import FINAL, SEATED, Status
+from shared.clock import utcnow
 from shared.contracts import (RegistrationCancelled, RegistrationConfirmed,
                               RegistrationRequested, SeatDecided, SeatRules)
 from shared.db import insert_if_absent, locked
@@ -22,7 +24,6 @@ from shared.schemas import EventSpec, parse_duration
 from . import ledger
 from .models import reservations, seat_events, seat_pools
 
-SEATED = ("held", "confirmed")
 # A confirmation sent just before the deadline may still be on its way from
 # the registration service: holds are expired only this long after it.
 HOLD_GRACE = timedelta(seconds=2)
@@ -37,9 +38,6 @@ class EventNotKnownYet(NotYet):
 class SeatInvariantBroken(Exception):
     """A pool update would have exceeded its capacity: the transaction aborts."""
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # -- the event's seat rules ----------------------------------------------------
@@ -117,7 +115,7 @@ def _reserve_for_event(session, outbox, slug, requests):
                             waitlist=event.waitlist)
     _take_counted(session, slug, {key: pool.used - before[key] for key, pool in pools.items()})
     now = utcnow()
-    lines = _waiting_counts(session, slug) if "waitlisted" in outcomes else {}
+    lines = _waiting_counts(session, slug) if Status.WAITLISTED in outcomes else {}
     next_seq = event.next_queue_seq
     rows, decisions = [], []
     for (request, correlation_id), outcome in zip(fresh, outcomes):
@@ -127,17 +125,17 @@ def _reserve_for_event(session, outbox, slug, requests):
                "hold_expires_at": None}
         position = None
         if outcome == "seated":
-            outcome = "held" if event.hold_seconds else "confirmed"
+            outcome = Status.HELD if event.hold_seconds else Status.CONFIRMED
             if event.hold_seconds:
                 row["hold_expires_at"] = now + timedelta(seconds=event.hold_seconds)
-        elif outcome == "waitlisted":
+        elif outcome == Status.WAITLISTED:
             row["queue_seq"], next_seq = next_seq, next_seq + 1
             lines[request.category] = position = lines.get(request.category, 0) + 1
         rows.append({**row, "state": outcome})
         decisions.append((SeatDecided(
             registration_id=request.registration_id, event_slug=slug, outcome=outcome,
             decision_seq=1, waitlist_position=position, hold_expires_at=row["hold_expires_at"],
-            reason="full" if outcome == "rejected" else None), correlation_id))
+            reason="full" if outcome == Status.REJECTED else None), correlation_id))
     session.execute(reservations.insert(), rows)
     if next_seq != event.next_queue_seq:
         session.execute(update(seat_events).where(seat_events.c.event_slug == slug)
@@ -161,7 +159,7 @@ def _waiting_counts(session, slug) -> dict:
     has none): one count per batch rather than one per registration."""
     return dict(session.execute(
         select(reservations.c.category, func.count()).where(
-            reservations.c.event_slug == slug, reservations.c.state == "waitlisted")
+            reservations.c.event_slug == slug, reservations.c.state == Status.WAITLISTED)
         .group_by(reservations.c.category)).all())
 
 
@@ -175,12 +173,12 @@ def release(session: Session, outbox, cancelled: RegistrationCancelled) -> None:
         now = utcnow()
         session.execute(reservations.insert().values(
             registration_id=cancelled.registration_id, event_slug=cancelled.event_slug,
-            sessions=[], state="cancelled", decision_seq=0, requested_at=now, updated_at=now))
+            sessions=[], state=Status.CANCELLED, decision_seq=0, requested_at=now, updated_at=now))
         return
-    if row.state in ("cancelled", "rejected", "expired"):
+    if row.state in FINAL:
         return
     was_seated = row.state in SEATED
-    _set_state(session, row, "cancelled", queue_seq=None, hold_expires_at=None)
+    _set_state(session, row, Status.CANCELLED, queue_seq=None, hold_expires_at=None)
     if was_seated:
         pools = _pools(session, event.event_slug)
         _give_back(session, event.event_slug, pools, ledger.pool_keys(row.category, row.sessions))
@@ -190,9 +188,9 @@ def release(session: Session, outbox, cancelled: RegistrationCancelled) -> None:
 def confirm_hold(session: Session, outbox, confirmed: RegistrationConfirmed) -> None:
     _lock_event(session, confirmed.event_slug)
     row = _reservation(session, confirmed.registration_id)
-    if row is None or row.state != "held":
+    if row is None or row.state != Status.HELD:
         return
-    _decide(session, outbox, row, "confirmed", hold_expires_at=None)
+    _decide(session, outbox, row, Status.CONFIRMED, hold_expires_at=None)
 
 
 def expire_hold(session: Session, outbox, registration_id: str, now: datetime) -> bool:
@@ -203,9 +201,9 @@ def expire_hold(session: Session, outbox, registration_id: str, now: datetime) -
         return False
     event = _lock_event(session, row.event_slug)
     row = _reservation(session, registration_id)
-    if row.state != "held" or row.hold_expires_at + HOLD_GRACE > now:
+    if row.state != Status.HELD or row.hold_expires_at + HOLD_GRACE > now:
         return False
-    _decide(session, outbox, row, "expired", hold_expires_at=None)
+    _decide(session, outbox, row, Status.EXPIRED, hold_expires_at=None)
     pools = _pools(session, event.event_slug)
     _give_back(session, event.event_slug, pools, ledger.pool_keys(row.category, row.sessions))
     _fill_free_seats(session, outbox, event)
@@ -214,7 +212,7 @@ def expire_hold(session: Session, outbox, registration_id: str, now: datetime) -
 
 def due_holds(session: Session, now: datetime, limit: int = 100) -> list[str]:
     query = (select(reservations.c.registration_id)
-             .where(reservations.c.state == "held",
+             .where(reservations.c.state == Status.HELD,
                     reservations.c.hold_expires_at <= now - HOLD_GRACE)
              .order_by(reservations.c.hold_expires_at).limit(limit))
     return [row.registration_id for row in session.execute(query)]
@@ -223,7 +221,7 @@ def due_holds(session: Session, now: datetime, limit: int = 100) -> list[str]:
 # -- reading -------------------------------------------------------------------
 def waitlist_position(session: Session, registration_id: str) -> int | None:
     row = _reservation(session, registration_id)
-    if row is None or row.state != "waitlisted":
+    if row is None or row.state != Status.WAITLISTED:
         return None
     return _position(session, row)
 
@@ -297,17 +295,17 @@ def _give_back(session, slug, pools, needs):
 def _seat(session, outbox, event, row, promoted: bool):
     if event.hold_seconds:
         deadline = utcnow() + timedelta(seconds=event.hold_seconds)
-        _decide(session, outbox, row, "held", promoted=promoted, queue_seq=None,
+        _decide(session, outbox, row, Status.HELD, promoted=promoted, queue_seq=None,
                 hold_expires_at=deadline)
     else:
-        _decide(session, outbox, row, "confirmed", promoted=promoted, queue_seq=None)
+        _decide(session, outbox, row, Status.CONFIRMED, promoted=promoted, queue_seq=None)
 
 
 def _position(session, row) -> int:
     """Place in the line of the registration's category (the whole event
     when there are no categories): one more than those who came before."""
     ahead = session.execute(select(func.count()).select_from(reservations).where(
-        reservations.c.event_slug == row.event_slug, reservations.c.state == "waitlisted",
+        reservations.c.event_slug == row.event_slug, reservations.c.state == Status.WAITLISTED,
         _same_line(row.category), reservations.c.queue_seq < row.queue_seq)).scalar_one()
     return ahead + 1
 
@@ -319,7 +317,7 @@ def _same_line(category):
 def _fill_free_seats(session, outbox, event):
     pools = _pools(session, event.event_slug)
     waiting_rows = session.execute(select(reservations).where(
-        reservations.c.event_slug == event.event_slug, reservations.c.state == "waitlisted")
+        reservations.c.event_slug == event.event_slug, reservations.c.state == Status.WAITLISTED)
         .order_by(reservations.c.queue_seq)).all()
     if not waiting_rows:
         return

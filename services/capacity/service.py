@@ -6,6 +6,7 @@ from pathlib import Path
 from nameko.timer import timer
 from sqlalchemy.exc import OperationalError
 
+from shared.statuses import Status
 from shared.contracts import (EVENT_PUBLISHED, REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED,
                               REGISTRATION_REQUESTED, EventPublished, RegistrationCancelled,
                               RegistrationConfirmed, RegistrationRequested)
@@ -102,4 +103,4 @@ class Service:
         for key, pool in view["pools"].items():
             SEATS_CAPACITY.labels(slug, key).set(-1 if pool["capacity"] is None else pool["capacity"])
             SEATS_USED.labels(slug, key).set(pool["used"])
-        WAITLIST_LENGTH.labels(slug).set(view["states"].get("waitlisted", 0))
+        WAITLIST_LENGTH.labels(slug).set(view["states"].get(Status.WAITLISTED, 0))

@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from shared.contracts import SEATED_STATUSES, RegistrationStatusChanged
+from shared.statuses import SEATED, Status
+from shared.contracts import RegistrationStatusChanged
 from shared.logs import current_correlation_id
 from shared.schemas import EventSpec, parse
 
@@ -82,7 +83,7 @@ def event_changed(session: Session, before: EventSpec | None, after: EventSpec, 
         return False
     rows, everyone = [], snapshots(session, after.slug)
     for change in everyone:
-        if change.status in SEATED_STATUSES:
+        if change.status in SEATED:
             for slug in moved:
                 if slug in change.attendee.sessions:
                     draft = messages.compose_moved(after, revision, change, slug, organiser)
@@ -106,7 +107,7 @@ def send_due(session: Session, now: datetime, event_for) -> tuple[int, int]:
     rows, sent, skipped = [], [], []
     for row in due:
         change = changes[row.registration_id]
-        if row.session_starts_at <= now or change.status != "confirmed":
+        if row.session_starts_at <= now or change.status != Status.CONFIRMED:
             skipped.append(row.id)     # its session has begun, or the seat is gone
             continue
         event, _ = event_for(row.event_slug)
@@ -123,7 +124,7 @@ def announce(session: Session, event: EventSpec, announcement_id: str, subject: 
     """The organiser's message to every attendee with a seat; returns how many."""
     rows = []
     for change in snapshots(session, event.slug):
-        if change.status in SEATED_STATUSES:
+        if change.status in SEATED:
             draft = messages.compose_announcement(event, change, subject, body)
             rows.append(_delivery(event, change, f"announcement:{announcement_id}:{change.registration_id}",
                                   "announcement", draft, current_correlation_id()))

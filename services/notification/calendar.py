@@ -3,10 +3,11 @@ stays the same for the registration and session so that calendar programs
 update the entry (SEQUENCE counts the event's revisions) instead of adding one."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
+from shared.clock import utcnow
 from shared.schemas import EventSpec
 
 
@@ -16,7 +17,7 @@ def build(event: EventSpec, registration_id: str, sessions: list[str], language:
     calendar.add("prodid", "-//event-registration//EN")
     calendar.add("version", "2.0")
     calendar.add("method", method)
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     for session in event.sessions:
         if session.slug not in sessions:
             continue

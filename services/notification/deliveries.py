@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from shared.clock import utcnow
 from shared.db import insert_absent, skip_locked
 
 from .models import deliveries
@@ -28,9 +29,6 @@ BATCH = 200
 MAX_ATTEMPTS = 30                 # about a day of backing off
 MAX_BACKOFF = timedelta(hours=1)
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def queued_row(cause: str, kind: str, recipient: str, language: str, content: dict, event_slug: str,

@@ -16,6 +16,8 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
+from shared.clock import utcnow
+
 # SMTP wants CRLF line ends; smtplib leaves a bytes message as it is.
 SMTP_POLICY = compat32.clone(linesep="\r\n")
 IDLE_LIMIT = 30.0   # seconds a kept connection may idle before a NOOP check
@@ -52,7 +54,7 @@ class Mailer:
         message["From"] = self.sender
         message["To"] = formataddr((recipient_name or "", recipient), charset="utf-8")
         message["Subject"] = _text_header(content["subject"])
-        message["Date"] = format_datetime(_now())
+        message["Date"] = format_datetime(utcnow())
         # A stable id per cause lets mail clients drop a resend after a crash.
         message["Message-ID"] = f"<{message_key}@{self.domain}>" if message_key else make_msgid()
         if content.get("correlation_id"):
@@ -92,10 +94,6 @@ class Mailer:
                 pass
             self._smtp = None
 
-
-def _now():
-    from datetime import datetime, timezone
-    return datetime.now(timezone.utc)
 
 
 def _text_header(value: str):

@@ -14,6 +14,7 @@ from pathlib import Path
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from shared.statuses import SEATED, Status
 from shared.contracts import RegistrationStatusChanged
 from shared.i18n import translations
 from shared.schemas import RTL_LANGUAGES, EventSpec
@@ -26,15 +27,15 @@ LOCALES = Path(__file__).parent / "locales"
 
 # (status, cause) -> message kind; a status change not listed sends nothing.
 KIND_FOR_STATUS = {
-    ("pending", "received"): "received",      # announced only when the decision is slow
-    ("confirmed", "promoted"): "promoted",
-    ("held", "promoted"): "promoted",
-    ("confirmed", None): "seat_confirmed",
-    ("held", None): "hold",
-    ("waitlisted", None): "waitlisted",
-    ("rejected", None): "rejected",
-    ("cancelled", None): "cancelled",
-    ("expired", None): "hold_expired",
+    (Status.PENDING, "received"): "received",      # announced only when the decision is slow
+    (Status.CONFIRMED, "promoted"): "promoted",
+    (Status.HELD, "promoted"): "promoted",
+    (Status.CONFIRMED, None): "seat_confirmed",
+    (Status.HELD, None): "hold",
+    (Status.WAITLISTED, None): "waitlisted",
+    (Status.REJECTED, None): "rejected",
+    (Status.CANCELLED, None): "cancelled",
+    (Status.EXPIRED, None): "hold_expired",
 }
 
 
@@ -94,14 +95,14 @@ def sessions_context(event: EventSpec, chosen: list[str], language: str, zone: s
 def _context(event: EventSpec, change: RegistrationStatusChanged, sessions: list[str] | None = None):
     attendee = change.attendee
     language = language_for(event, attendee.language)
-    seated = change.status in ("held", "confirmed")
+    seated = change.status in SEATED
     return language, {
         "name": attendee.name,
         "event_title": calendar.localized(event.title, language, event.default_language),
         "venue": event.venue,
         "format": event.format,
         # The join link is only for attendees whose seat is confirmed.
-        "join_url": str(event.join_url) if (change.status == "confirmed" and event.join_url) else None,
+        "join_url": str(event.join_url) if (change.status == Status.CONFIRMED and event.join_url) else None,
         "sessions": sessions_context(event, sessions if sessions is not None else attendee.sessions,
                                      language, attendee.timezone),
         "status": change.status,
@@ -125,7 +126,7 @@ def compose_status(event: EventSpec, revision: int, change: RegistrationStatusCh
         return None
     language, context = _context(event, change)
     draft = render(kind, language, context)
-    if change.status == "confirmed":
+    if change.status == Status.CONFIRMED:
         draft.attachments.append(_invite(event, revision, change, organiser, language))
     return kind, draft
 

@@ -13,15 +13,14 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.statuses import Status
+from shared.clock import utcnow
 from shared.db import skip_locked
 from shared.schemas import EventSpec, parse_duration
 
 from .models import scheduled
 
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def reminder_cause(registration_id: str, session_slug: str, offset: str, starts_at: datetime) -> str:
@@ -32,7 +31,7 @@ def desired(event: EventSpec, registration_id: str, status: str, sessions: list[
             now: datetime) -> dict:
     """cause -> row values, for what this registration should have pending."""
     wanted = {}
-    if status == "confirmed":
+    if status == Status.CONFIRMED:
         for session in event.sessions:
             if session.slug not in sessions:
                 continue

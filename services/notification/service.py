@@ -9,6 +9,7 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 from sqlalchemy import select, update
 
+from shared.statuses import Status
 from shared.config import Settings
 from shared.contracts import (EVENT_PUBLISHED, REGISTRATION_STATUS_CHANGED, EventPublished,
                               RegistrationStatusChanged)
@@ -135,7 +136,7 @@ class Service:
         change = attendees._parse(row.snapshot)
         return calendar.build(event, registration_id, change.attendee.sessions,
                               messages.language_for(event, change.attendee.language), revision,
-                              self.organiser, seated=row.status == "confirmed").decode()
+                              self.organiser, seated=row.status == Status.CONFIRMED).decode()
 
     @rpc(expected_exceptions=DomainError)
     def ping(self) -> bool:

@@ -12,11 +12,11 @@ import hmac
 import json
 import secrets
 import uuid
-from datetime import datetime, timezone
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from shared.clock import utcnow
 from shared.contracts import RegistrationStatusChanged
 from shared.errors import Invalid, NotFound
 
@@ -48,7 +48,7 @@ def check_url(url: str, allow_private: bool) -> None:
 
 def add(session: Session, slug: str, url: str) -> dict:
     row = {"id": uuid.uuid4().hex, "event_slug": slug, "url": url,
-           "secret": secrets.token_urlsafe(32), "created_at": datetime.now(timezone.utc)}
+           "secret": secrets.token_urlsafe(32), "created_at": utcnow()}
     session.execute(webhooks.insert().values(**row))
     return {**row, "created_at": row["created_at"].isoformat()}
 

@@ -5,11 +5,11 @@ capacity and notification keep their own copies and never ask for it.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.clock import utcnow
 from shared.contracts import EventPublished
 from shared.errors import Conflict, NotFound
 from shared.schemas import EventSpec, parse
@@ -24,7 +24,7 @@ def create_event(session: Session, outbox, spec: EventSpec) -> dict:
     if session.execute(select(events.c.slug).where(events.c.slug == spec.slug)).first():
         raise Conflict(f"an event with slug {spec.slug!r} exists", [{"field": "slug",
                                                                      "message": "already taken"}])
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     document = spec.model_dump(mode="json")
     session.execute(events.insert().values(slug=spec.slug, spec=document, revision=1,
                                            created_at=now, updated_at=now))
@@ -57,7 +57,7 @@ def load_event(session: Session, slug: str, lock: str | None = None) -> tuple[Ev
 def replace_event(session: Session, outbox, spec: EventSpec, revision: int) -> dict:
     document = spec.model_dump(mode="json")
     session.execute(update(events).where(events.c.slug == spec.slug).values(
-        spec=document, revision=revision + 1, updated_at=datetime.now(timezone.utc)))
+        spec=document, revision=revision + 1, updated_at=utcnow()))
     outbox.add(session, EventPublished(event=spec, revision=revision + 1))
     return document
 

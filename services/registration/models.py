@@ -2,6 +2,7 @@
 from sqlalchemy import (JSON, Column, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint, text)
 
+from shared.statuses import ACTIVE, Status, sql_in
 from shared.db import UTCDateTime
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
@@ -17,7 +18,8 @@ events = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-ACTIVE = "status IN ('pending', 'held', 'confirmed', 'waitlisted')"
+ONE_PER_ADDRESS = sql_in("status", ACTIVE)
+UNDECIDED = sql_in("status", {Status.PENDING})
 
 registrations = Table(
     "registrations", metadata,
@@ -41,10 +43,10 @@ registrations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # One active registration per address and event, enforced by the database.
     Index("uq_active_registration", "event_slug", "email_key", unique=True,
-          sqlite_where=text(ACTIVE), postgresql_where=text(ACTIVE)),
+          sqlite_where=text(ONE_PER_ADDRESS), postgresql_where=text(ONE_PER_ADDRESS)),
     # The registrations still being decided, oldest first (the "received" notice).
     Index("ix_registrations_pending", "created_at",
-          sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+          sqlite_where=text(UNDECIDED), postgresql_where=text(UNDECIDED)),
 )
 
 idempotency_keys = Table(

@@ -13,13 +13,15 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from shared.contracts import (ACTIVE_STATUSES, Attendee, RegistrationCancelled,
+from shared.statuses import ACTIVE, ALL, FINAL, Status
+from shared.clock import utcnow
+from shared.contracts import (Attendee, RegistrationCancelled,
                               RegistrationConfirmed, RegistrationRequested,
                               RegistrationStatusChanged, SeatDecided, SeatRules)
 from shared.db import insert_absent, locked, skip_locked
@@ -30,13 +32,7 @@ from shared.tokens import attendee_token
 from .catalogue import load_event
 from .models import idempotency_keys, registrations
 
-OUTCOME_STATUS = {"confirmed": "confirmed", "held": "held", "waitlisted": "waitlisted",
-                  "rejected": "rejected", "expired": "expired"}
-FINAL_STATUSES = ("cancelled", "rejected", "expired")
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Links:
@@ -142,7 +138,7 @@ class _EventBatch:
                             [{"field": "email", "message": "already registered"}])
         active.add(email_key)
         registration_id = uuid.uuid4().hex
-        answer = {"id": registration_id, "status": "pending",
+        answer = {"id": registration_id, "status": Status.PENDING,
                   "token": self.links.token(registration_id),
                   "links": self.links.for_registration(registration_id)}
         if key:
@@ -154,7 +150,7 @@ class _EventBatch:
     def _active(self, email_keys) -> set:
         return set(self.session.execute(select(registrations.c.email_key).where(
             registrations.c.event_slug == self.slug, registrations.c.email_key.in_(email_keys),
-            registrations.c.status.in_(ACTIVE_STATUSES))).scalars())
+            registrations.c.status.in_(ACTIVE))).scalars())
 
     def _earlier(self, keys) -> dict:
         if not keys:
@@ -182,7 +178,7 @@ class _EventBatch:
         if not new:
             return
         rows = [{"id": n.answer["id"], "event_slug": self.slug, "name": n.request.name,
-                 "email": n.request.email, "email_key": n.request.email.lower(), "status": "pending",
+                 "email": n.request.email, "email_key": n.request.email.lower(), "status": Status.PENDING,
                  "status_seq": 0, "decision_seq": 0, "waitlist_position": None,
                  "hold_expires_at": None, "created_at": now, "updated_at": now, **n.choice}
                 for n in new]
@@ -307,8 +303,8 @@ def _decided(row: dict, decision: SeatDecided) -> tuple[str, str] | None:
     if decision.decision_seq <= row["decision_seq"]:
         return None   # an older word from capacity, overtaken by a newer one
     row["decision_seq"] = decision.decision_seq
-    new_status = OUTCOME_STATUS.get(decision.outcome)
-    if row["status"] == "cancelled" or new_status is None or new_status == row["status"]:
+    new_status = decision.outcome
+    if row["status"] == Status.CANCELLED or new_status == row["status"]:
         return None   # the attendee's cancellation stands; capacity releases on its own
     previous = row["status"]
     row.update(status=new_status, status_seq=row["status_seq"] + 1, updated_at=utcnow(),
@@ -327,7 +323,7 @@ def announce_slow_decisions(session: Session, outbox, links: Links, older_than: 
     arrived. A decision that comes in time is the first thing announced, so
     a rush sends no message per registration that nobody needs."""
     rows = session.execute(skip_locked(select(registrations).where(
-        registrations.c.status == "pending", registrations.c.status_seq == 0,
+        registrations.c.status == Status.PENDING, registrations.c.status_seq == 0,
         registrations.c.created_at <= utcnow() - older_than)
         .order_by(registrations.c.created_at).limit(limit), session)).all()
     for row in rows:
@@ -339,11 +335,11 @@ def announce_slow_decisions(session: Session, outbox, links: Links, older_than: 
 
 def cancel(session: Session, outbox, links: Links, registration_id: str) -> dict:
     row = _get(session, registration_id, lock=True)
-    if row.status == "cancelled":
+    if row.status == Status.CANCELLED:
         return view(row)
-    if row.status in FINAL_STATUSES:
+    if row.status in FINAL:
         raise NotAllowed(f"a registration that is {row.status} cannot be cancelled")
-    _set_status(session, outbox, links, row, "cancelled", cause="cancelled",
+    _set_status(session, outbox, links, row, Status.CANCELLED, cause="cancelled",
                 waitlist_position=None, hold_expires_at=None)
     outbox.add(session, RegistrationCancelled(registration_id=row.id, event_slug=row.event_slug))
     return view(_get(session, registration_id))
@@ -352,9 +348,9 @@ def cancel(session: Session, outbox, links: Links, registration_id: str) -> dict
 def confirm(session: Session, outbox, registration_id: str) -> dict:
     """The attendee confirms a held seat; capacity turns the hold into a seat."""
     row = _get(session, registration_id, lock=True)
-    if row.status == "confirmed":
+    if row.status == Status.CONFIRMED:
         return view(row)
-    if row.status != "held":
+    if row.status != Status.HELD:
         raise NotAllowed(f"only a held seat can be confirmed; this registration is {row.status}")
     if row.hold_expires_at is not None and row.hold_expires_at <= utcnow():
         raise NotAllowed("the hold has expired")
@@ -366,7 +362,7 @@ def choices_in_use(session: Session, slug: str) -> dict:
     """Sessions, categories and languages that active registrations chose."""
     rows = session.execute(select(registrations.c.sessions, registrations.c.category,
                                   registrations.c.language).where(
-        registrations.c.event_slug == slug, registrations.c.status.in_(ACTIVE_STATUSES))).all()
+        registrations.c.event_slug == slug, registrations.c.status.in_(ACTIVE))).all()
     return {"sessions": {s for row in rows for s in row.sessions},
             "categories": {row.category for row in rows if row.category},
             "languages": {row.language for row in rows}}
@@ -382,10 +378,8 @@ def stats(session: Session, slug: str) -> dict:
     rows = session.execute(select(registrations.c.status, registrations.c.category,
                                   registrations.c.sessions, registrations.c.language)
                            .where(registrations.c.event_slug == slug)).all()
-    statuses = ("pending", "held", "confirmed", "waitlisted", "cancelled", "expired", "rejected")
-
     def empty():
-        return dict.fromkeys(statuses, 0)
+        return {status.value: 0 for status in ALL}
     totals, by_category, by_session, by_language = empty(), {}, {}, {}
     for row in rows:
         totals[row.status] += 1

@@ -9,6 +9,7 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 from pydantic import ValidationError
 
+from shared.statuses import Status
 from shared.contracts import SEAT_DECIDED, SeatDecided
 from shared.batches import batch_handler
 from shared.db import Database, in_transaction, ping, transaction
@@ -103,7 +104,7 @@ class Service:
             s, self.outbox, self.links, parsed))
         answers = [{"answer": r} if isinstance(r, dict) else {"problem": problem_of(r)}
                    for r in results]
-        REGISTRATIONS.labels("pending").inc(sum(1 for a in answers if "answer" in a))
+        REGISTRATIONS.labels(Status.PENDING).inc(sum(1 for a in answers if "answer" in a))
         return answers
 
     @rpc(expected_exceptions=DomainError)
