@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(PY) -m shared.launcher
+	$(PY) -m shared.supervisor
 
 run-gateway run-registration run-capacity run-notification: run-%: install
 	$(PY) -m services.$*

@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:          # python bench/run.py works as well as py
 
 import aiohttp  # noqa: E402
 
-from tests import harness  # noqa: E402
+from tests.support import databases, paths  # noqa: E402
+from tests.support.stack import Stack  # noqa: E402
 
 from bench import report, system  # noqa: E402
 from bench.client import Api  # noqa: E402
@@ -75,14 +76,14 @@ def services_root() -> str:
     """Where `python -m services.x`, started as the harness starts it, imports
     the code from (the bench measures whatever tree it runs in)."""
     out = subprocess.run([sys.executable, "-c", "import services, shared; print(services.__file__)"],
-                         cwd=harness.ROOT, capture_output=True, text=True, timeout=60)
+                         cwd=paths.ROOT, capture_output=True, text=True, timeout=60)
     return out.stdout.strip() or out.stderr.strip()[-300:]
 
 
 def conditions() -> dict:
     return {
         "machine": system.machine(), "code": system.code_version(), "services_import_from": services_root(),
-        "postgresql": system.postgres_settings(harness.POSTGRES_ADMIN_URL),
+        "postgresql": system.postgres_settings(databases.POSTGRES_ADMIN_URL),
         "rabbitmq": system.rabbitmq_version(), "publishing": system.publishing(),
         "client": f"asyncio + aiohttp {aiohttp.__version__}, one process, pool of {CONNECTIONS} connections",
         "sink": "bench/sink.py: asyncio SMTP in its own process, records envelope + Message-ID, no parsing",
@@ -147,7 +148,7 @@ async def run_one(ctx: Context, letter: str, database: str, last: bool) -> dict:
 
 def run_on_stack(database: str, letters: list[str], results: dict, args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{database}-"))
-    stack = harness.Stack(tmp, database=database)
+    stack = Stack(tmp, database=database)
     stack.smtp = SinkProcess(tmp / "sink")       # instead of the harness's parsing aiosmtpd
     log_line(f"starting the stack on {database} (logs in {tmp})")
     try:
@@ -188,8 +189,8 @@ def main(argv=None) -> int:
     if args.report_only:
         print(f"wrote {report.render_files(RESULTS, args.doc)}")
         return 0
-    if not harness.postgres_available():
-        print(f"PostgreSQL is not reachable at {harness.POSTGRES_ADMIN_URL}; `make services` starts it")
+    if not databases.postgres_available():
+        print(f"PostgreSQL is not reachable at {databases.POSTGRES_ADMIN_URL}; `make services` starts it")
         return 1
     results = new_results(args)
     log_line(f"bench '{args.label}': scenarios {','.join(args.scenarios)}, scale {args.scale}, "

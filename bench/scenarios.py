@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 from . import mailcheck, profiling, system, timing
 from .client import Api, Attempt, paced, rush, status_counts

@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from nameko.extensions import DependencyProvider
 
 SERVICES = ("gateway", "registration", "capacity", "notification")
 DEFAULT_METRICS_PORTS = {"gateway": 9100, "registration": 9101, "capacity": 9102, "notification": 9103}
@@ -61,13 +64,37 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"error: {name}={raw!r} is not a whole number")
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        return float(raw) if raw.strip() else default
+    except ValueError:
+        raise SystemExit(f"error: {name}={raw!r} is not a number")
+
+
+def _floats(name: str, default: str) -> tuple[float, ...]:
+    raw = os.environ.get(name) or default
+    try:
+        return tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SystemExit(f"error: {name}={raw!r} is not a list of numbers")
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise SystemExit(f"error: {name}={value!r}: use {' or '.join(choices)}")
+    return value
+
+
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
 class Settings:
-    service: str
+    """Every setting of one process, read from the environment once, at start."""
+    service: str | None
     amqp_uri: str
     gateway_address: str
     database_url: str | None
@@ -82,13 +109,25 @@ class Settings:
     cors_allowed_origins: tuple[str, ...]
     trust_forwarded_for: bool
     webhook_allow_private: bool
+    # "Registration received" goes out only if the decision takes longer.
+    received_notice_seconds: float
+    # Seconds before each retry of a failed message; then the dead-letter queue.
+    handler_retry_delays: tuple[float, ...]
+    # classic or quorum (docs/reliability.md); changing it for existing queues
+    # means draining and deleting them first.
+    event_queue_type: str
+    startup_wait_seconds: float
+    log_format: str
+    log_level: str
 
     @classmethod
-    def from_env(cls, service: str) -> "Settings":
-        if service not in SERVICES:
+    def from_env(cls, service: str | None = None) -> "Settings":
+        """The settings of one service's process (``None``: a command that
+        is none of them, e.g. ``make run`` or the dead-letter tool)."""
+        if service is not None and service not in SERVICES:
             raise ValueError(f"unknown service {service!r}")
         database_url = None
-        if service != "gateway":
+        if service not in (None, "gateway"):
             database_url = os.environ.get(
                 f"{service.upper()}_DATABASE_URL", f"sqlite:///{var_dir()}/{service}.db"
             )
@@ -102,21 +141,28 @@ class Settings:
             smtp_from=os.environ.get("SMTP_FROM", "events@localhost"),
             smtp_connections=max(1, _int("SMTP_CONNECTIONS", 4)),
             public_base_url=os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
-            metrics_port=_int("METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
-            reminder_poll_seconds=float(os.environ.get("REMINDER_POLL_SECONDS") or 5),
+            metrics_port=_int("METRICS_PORT", DEFAULT_METRICS_PORTS.get(service or "gateway")),
+            reminder_poll_seconds=_float("REMINDER_POLL_SECONDS", 5.0),
             rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 120),
             cors_allowed_origins=tuple(o.strip().rstrip("/") for o in
                                        os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",")
                                        if o.strip()),
             trust_forwarded_for=_flag("TRUST_FORWARDED_FOR"),
             webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
+            received_notice_seconds=_float("RECEIVED_NOTICE_SECONDS", 20.0),
+            handler_retry_delays=_floats("HANDLER_RETRY_DELAYS", "1,5,30,120"),
+            event_queue_type=_choice("EVENT_QUEUE_TYPE", "classic", ("classic", "quorum")),
+            startup_wait_seconds=_float("STARTUP_WAIT_SECONDS", 10.0),
+            log_format=_choice("LOG_FORMAT", "text", ("text", "json")),
+            log_level=(os.environ.get("LOG_LEVEL") or "INFO").upper(),
         )
 
-    @property
+    # The secrets are read (or created) on first use, then kept.
+    @cached_property
     def admin_api_key(self) -> str:
         return stored_secret("admin_api_key", "ADMIN_API_KEY")
 
-    @property
+    @cached_property
     def secret_key(self) -> str:
         return stored_secret("secret_key", "SECRET_KEY")
 
@@ -132,3 +178,10 @@ class Settings:
             "PARENT_CALLS_TRACKED": 10,
             "SETTINGS": self,
         }
+
+
+class SettingsProvider(DependencyProvider):
+    """``self.settings`` in a service: the process's one Settings."""
+
+    def get_dependency(self, worker_ctx):
+        return self.container.config["SETTINGS"]

@@ -4,7 +4,7 @@ SQLite is the embedded default: one connection per process (green threads
 queue for it instead of deadlocking on the file lock) and every transaction
 starts with BEGIN IMMEDIATE so that writers across processes serialize instead
 of failing on lock upgrades. PostgreSQL uses psycopg2 made green by psycogreen
-(patched by the runner); a plain ``postgresql://`` URL selects it.
+(patched at start-up, shared/startup.py); a plain ``postgresql://`` URL selects it.
 """
 from __future__ import annotations
 

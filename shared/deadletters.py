@@ -16,14 +16,13 @@ import warnings
 warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
 
 import argparse
-import importlib
 import json
-import os
 import sys
 
 import pika
 
-from shared.config import SERVICES
+from shared.config import SERVICES, Settings
+from shared.startup import service_class
 from shared.messaging import ATTEMPT_HEADER, ReliableEventHandler
 
 
@@ -31,12 +30,11 @@ def handler_queues() -> list[str]:
     """The queue of every reliable event handler of every service."""
     names = []
     for service in SERVICES:
-        module = importlib.import_module(f"services.{service}.service")
-        for attr in vars(module.Service).values():
+        for attr in vars(service_class(service)).values():
             for entrypoint in getattr(attr, "nameko_entrypoints", ()):
                 if isinstance(entrypoint, ReliableEventHandler):
                     names.append(f"evt-{entrypoint.source_service}-{entrypoint.event_type}"
-                                 f"--{module.Service.name}.{attr.__name__}")
+                                 f"--{service}.{attr.__name__}")
     return sorted(names)
 
 
@@ -113,7 +111,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command != "list" and args.queue not in handler_queues():
         parser.error("name a handler queue; 'list' prints them")
-    connection, channel = connect(os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/"))
+    connection, channel = connect(Settings.from_env().amqp_uri)
     try:
         if args.command == "list":
             list_queues(connection)

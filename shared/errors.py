@@ -45,3 +45,8 @@ class NotAllowed(DomainError):
 class NotYet(Exception):
     """A message that depends on another one that has not arrived yet (a
     registration for an event not yet described, say). Retried quietly."""
+
+
+class EventNotKnownYet(NotYet):
+    """A message about an event whose description (``event.published``)
+    has not reached this service yet."""

@@ -12,6 +12,12 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 
+def localized(texts: dict[str, str], language: str, default: str) -> str:
+    """An organiser's text in ``language``, else in the event's default
+    language, else in whichever language it was given."""
+    return texts.get(language) or texts.get(default) or next(iter(texts.values()))
+
+
 @lru_cache(maxsize=None)
 def translations(locales: Path, language: str):
     catalog = locales / language / "LC_MESSAGES" / "messages.po"

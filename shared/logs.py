@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import uuid
@@ -93,17 +92,17 @@ class QuietExpected(logging.Filter):
         return True
 
 
-def configure_logging(service: str) -> None:
+def configure_logging(service: str, log_format: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(QuietExpected())
     handler.addFilter(CorrelationFilter())
-    if os.environ.get("LOG_FORMAT", "text") == "json":
+    if log_format == "json":
         handler.setFormatter(JsonFormatter(service))
     else:
         handler.setFormatter(logging.Formatter(
             f"%(asctime)s {service:<12} %(levelname)-7s %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    root.setLevel(level)
     for noisy in ("kombu", "amqp", "nameko", "alembic", "urllib3", "eventlet.wsgi"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

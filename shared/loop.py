@@ -1,5 +1,6 @@
-"""A background loop owned by a nameko dependency: runs ``tick()`` when woken
-and at least every ``interval`` seconds, stops cleanly with the container."""
+"""Work that repeats: timers whose interval may come from the settings, and
+a background loop owned by a nameko dependency that runs ``tick()`` when woken
+and at least every ``interval`` seconds; both stop cleanly with the container."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,28 @@ import logging
 import eventlet
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
 
 log = logging.getLogger(__name__)
+
+
+class SettingsTimer(Timer):
+    """nameko's timer, whose ``interval`` may be a function of the settings:
+    read when the service starts, not when its module is imported."""
+
+    def __init__(self, interval, eager=False, **kwargs):
+        self.interval_of = interval
+        super().__init__(None if callable(interval) else interval, eager, **kwargs)
+
+    def setup(self):
+        if callable(self.interval_of):
+            self.interval = float(self.interval_of(self.container.config["SETTINGS"]))
+
+
+def every(interval, eager: bool = False):
+    """``@every(5)`` or ``@every(lambda settings: settings.reminder_poll_seconds)``."""
+    # By keyword: nameko takes a lone callable argument for the decorated method.
+    return SettingsTimer.decorator(interval=interval, eager=eager)
 
 
 class BackgroundLoop(DependencyProvider):

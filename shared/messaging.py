@@ -11,7 +11,6 @@ lists and replays parked messages.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 
@@ -28,41 +27,28 @@ from shared.errors import NotYet
 
 log = logging.getLogger(__name__)
 
-def retry_delays() -> tuple[float, ...]:
-    """Seconds before each retry; then the dead-letter queue. Tests shorten
-    them with HANDLER_RETRY_DELAYS="0.2,0.2"."""
-    raw = os.environ.get("HANDLER_RETRY_DELAYS", "1,5,30,120")
-    return tuple(float(part) for part in raw.split(",") if part.strip())
-
 ATTEMPT_HEADER = "x-delivery-attempt"
 DEFAULT_EXCHANGE = Exchange("", type="direct")
 
 
-def queue_type() -> str:
-    """classic (default) or quorum: see docs/reliability.md. Changing it for
-    existing queues means draining and deleting them first."""
-    kind = os.environ.get("EVENT_QUEUE_TYPE", "classic")
-    if kind not in ("classic", "quorum"):
-        raise SystemExit(f"error: EVENT_QUEUE_TYPE={kind!r}: use classic or quorum")
-    return kind
+def type_arguments(queue_type: str) -> dict:
+    """The declare arguments of a queue of the configured type."""
+    return {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
 
 
-def _type_arguments() -> dict:
-    return {"x-queue-type": "quorum"} if queue_type() == "quorum" else {}
-
-
-def retry_queue(queue_name: str, level: int, delay: float) -> Queue:
+def retry_queue(queue_name: str, level: int, delay: float, queue_type: str) -> Queue:
     return Queue(f"{queue_name}.retry.{level}", exchange=DEFAULT_EXCHANGE,
                  routing_key=f"{queue_name}.retry.{level}", durable=True,
                  queue_arguments={"x-message-ttl": int(delay * 1000),
                                   "x-dead-letter-exchange": "",
-                                  "x-dead-letter-routing-key": queue_name, **_type_arguments()})
+                                  "x-dead-letter-routing-key": queue_name,
+                                  **type_arguments(queue_type)})
 
 
-def dead_letter_queue(queue_name: str) -> Queue:
+def dead_letter_queue(queue_name: str, queue_type: str) -> Queue:
     return Queue(f"{queue_name}.dead", exchange=DEFAULT_EXCHANGE,
                  routing_key=f"{queue_name}.dead", durable=True,
-                 queue_arguments=_type_arguments())
+                 queue_arguments=type_arguments(queue_type))
 
 
 class ReliableEventHandler(EventHandler):
@@ -73,11 +59,13 @@ class ReliableEventHandler(EventHandler):
 
     def setup(self):
         super().setup()
-        if queue_type() == "quorum":
-            self.queue.queue_arguments = {**(self.queue.queue_arguments or {}), **_type_arguments()}
+        settings = self.container.config["SETTINGS"]
+        self.queue_type = settings.event_queue_type
+        self.queue.queue_arguments = {**(self.queue.queue_arguments or {}),
+                                      **type_arguments(self.queue_type)}
         self.publisher = Publisher(self.container.config["AMQP_URI"], use_confirms=True,
                                    mandatory=True)
-        self.retry_delays = retry_delays()
+        self.retry_delays = settings.handler_retry_delays
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None:
@@ -107,14 +95,15 @@ class ReliableEventHandler(EventHandler):
         headers["x-last-error"] = f"{type(error).__name__}: {error}"[:500]
         service = self.container.service_name
         if attempt <= len(self.retry_delays):
-            target = retry_queue(self.queue.name, attempt, self.retry_delays[attempt - 1])
+            target = retry_queue(self.queue.name, attempt, self.retry_delays[attempt - 1],
+                                 self.queue_type)
             log.log(logging.INFO if isinstance(error, NotYet) else logging.WARNING,
                     "%s failed (attempt %d), retrying in %ss: %s", self.queue.name, attempt,
                     self.retry_delays[attempt - 1], error)
             metrics.HANDLER_RETRIES.labels(service, self.event_type).inc()
         else:
             headers[ATTEMPT_HEADER] = attempt        # in the dead-letter queue: attempts made
-            target = dead_letter_queue(self.queue.name)
+            target = dead_letter_queue(self.queue.name, self.queue_type)
             log.error("%s failed %d times, parked in %s: %s", self.queue.name, attempt,
                       target.name, error)
             metrics.DEAD_LETTERS.labels(service, self.event_type).inc()

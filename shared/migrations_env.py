@@ -1,5 +1,5 @@
 """The body of every service's Alembic env.py: migrate on the connection the
-runner hands over (or on the URL given to the alembic command line)."""
+start-up hands over (or on the URL given to the alembic command line)."""
 from alembic import context
 from sqlalchemy import MetaData, create_engine
 

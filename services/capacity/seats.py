@@ -18,7 +18,7 @@ from shared.clock import utcnow
 from shared.contracts import (RegistrationCancelled, RegistrationConfirmed,
                               RegistrationRequested, SeatDecided, SeatRules)
 from shared.db import insert_if_absent, locked
-from shared.errors import NotYet
+from shared.errors import EventNotKnownYet
 from shared.schemas import EventSpec, parse_duration
 
 from . import ledger
@@ -27,12 +27,6 @@ from .models import reservations, seat_events, seat_pools
 # A confirmation sent just before the deadline may still be on its way from
 # the registration service: holds are expired only this long after it.
 HOLD_GRACE = timedelta(seconds=2)
-
-
-class EventNotKnownYet(NotYet):
-    """A message about an event whose description has not arrived yet (a v1
-    request, a cancellation that overtook everything); it is retried until
-    the description has."""
 
 
 class SeatInvariantBroken(Exception):

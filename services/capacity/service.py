@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nameko.timer import timer
-from sqlalchemy.exc import OperationalError
 
+
+from shared.loop import every
 from shared.statuses import Status
 from shared.contracts import (EVENT_PUBLISHED, REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED,
                               REGISTRATION_REQUESTED, EventPublished, RegistrationCancelled,
                               RegistrationConfirmed, RegistrationRequested)
-from shared.db import Database, ping, transaction
+from shared.db import in_transaction, Database, ping, transaction
 from shared.errors import DomainError
 from shared.batches import batch_handler
 from shared.inbox import process_batch, process_once
@@ -25,7 +25,7 @@ from .models import inbox, outbox
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class Service:
+class CapacityService:
     name = "capacity"
 
     db = Database()
@@ -57,7 +57,7 @@ class Service:
         self._once(body, RegistrationConfirmed, "on_registration_confirmed",
                    lambda s, m: seats.confirm_hold(s, self.outbox, m))
 
-    @timer(interval=1)
+    @every(1)
     def expire_holds(self):
         """Holds past their deadline give their seat to the waiting list. Each
         hold is expired in its own transaction under its event's lock, so two
@@ -73,7 +73,7 @@ class Service:
     def ping(self) -> bool:
         return ping(self.db)
 
-    @timer(interval=5)
+    @every(5)
     def observe_seats(self):
         """Refresh the seat gauges of every event from the database, so that
         every replica reports the same numbers (off the message path)."""
@@ -84,13 +84,7 @@ class Service:
 
     @rpc(expected_exceptions=DomainError)
     def waitlist_position(self, registration_id: str) -> int | None:
-        for attempt in range(3):          # a dropped connection is worth another go
-            try:
-                with transaction(self.db) as session:
-                    return seats.waitlist_position(session, registration_id)
-            except OperationalError:
-                if attempt == 2:
-                    raise
+        return in_transaction(self.db, lambda session: seats.waitlist_position(session, registration_id))
 
     @rpc(expected_exceptions=DomainError)
     def event_seats(self, slug: str) -> dict:

@@ -11,7 +11,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from werkzeug.wrappers import Request, Response
 
-from shared.i18n import translations
+from shared.i18n import localized, translations
 from shared.schemas import RTL_LANGUAGES
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -37,8 +37,6 @@ def environment(language: str) -> SandboxedEnvironment:
     return env
 
 
-def localized(texts: dict, language: str, default: str) -> str:
-    return texts.get(language) or texts.get(default) or next(iter(texts.values()))
 
 
 def html(body: str, status: int = 200) -> Response:

@@ -9,11 +9,12 @@ import time
 import uuid
 
 import eventlet
-from nameko.dependency_providers import Config
+
 from nameko.extensions import DependencyProvider
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
+from shared.config import SettingsProvider
 from shared.logs import Correlation
 from shared.messaging import ReliableRpcProxy
 from shared.metrics import EntrypointMetrics
@@ -105,10 +106,10 @@ class Gathering(DependencyProvider):
         return self.gatherer
 
 
-class Service:
+class GatewayService:
     name = "gateway"
 
-    config = Config()
+    settings = SettingsProvider()
     registration = ReliableRpcProxy("registration")
     capacity = ReliableRpcProxy("capacity")
     notification = ReliableRpcProxy("notification")
@@ -116,10 +117,6 @@ class Service:
     correlation = Correlation()
     limiter = Limiter()
     gatherer = Gathering()
-
-    @property
-    def settings(self):
-        return self.config["SETTINGS"]
 
     # -- organisers -------------------------------------------------------------------
     @http("POST", "/api/v1/events")

@@ -8,6 +8,7 @@ from datetime import timezone
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from shared.clock import utcnow
+from shared.i18n import localized
 from shared.schemas import EventSpec
 
 
@@ -39,5 +40,3 @@ def build(event: EventSpec, registration_id: str, sessions: list[str], language:
     return calendar.to_ical()
 
 
-def localized(texts: dict, language: str, default: str) -> str:
-    return texts.get(language) or texts.get(default) or next(iter(texts.values()))

@@ -14,13 +14,13 @@ from pathlib import Path
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from shared.statuses import SEATED, Status
 from shared.contracts import RegistrationStatusChanged
-from shared.i18n import translations
+from shared.i18n import localized, translations
 from shared.schemas import RTL_LANGUAGES, EventSpec
+from shared.statuses import SEATED, Status
 
 from . import calendar
-from .when import both_zones
+from .times import both_zones
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALES = Path(__file__).parent / "locales"
@@ -87,7 +87,7 @@ def render(kind: str, language: str, context: dict) -> Draft:
 
 
 def sessions_context(event: EventSpec, chosen: list[str], language: str, zone: str | None) -> list:
-    return [{"title": calendar.localized(s.title, language, event.default_language),
+    return [{"title": localized(s.title, language, event.default_language),
              "starts": both_zones(s.starts_at, event.timezone, zone, language)}
             for s in event.sessions if s.slug in chosen]
 
@@ -98,7 +98,7 @@ def _context(event: EventSpec, change: RegistrationStatusChanged, sessions: list
     seated = change.status in SEATED
     return language, {
         "name": attendee.name,
-        "event_title": calendar.localized(event.title, language, event.default_language),
+        "event_title": localized(event.title, language, event.default_language),
         "venue": event.venue,
         "format": event.format,
         # The join link is only for attendees whose seat is confirmed.
@@ -151,8 +151,8 @@ def compose_announcement(event: EventSpec, change: RegistrationStatusChanged, su
     """The organiser's words, in the attendee's language when given, else the
     event's default. They are data: escaped in HTML, never run as a template."""
     language, context = _context(event, change)
-    text = calendar.localized(body, language, event.default_language)
-    context.update(announcement_subject=calendar.localized(subject, language, event.default_language),
+    text = localized(body, language, event.default_language)
+    context.update(announcement_subject=localized(subject, language, event.default_language),
                    paragraphs=[p.strip() for p in text.split("\n\n") if p.strip()])
     return render("announcement", language, context)
 

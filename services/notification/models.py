@@ -1,7 +1,16 @@
 """Tables of the notification service: what it knows of events and attendees,
 and the delivery log, which is also the queue of messages to send."""
-from sqlalchemy import (JSON, BigInteger, Column, Index, Integer, MetaData, String,
-                        Table, Text)
+from sqlalchemy import (
+                        JSON,
+                        BigInteger,
+                        Column,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+)
 
 from shared.db import UTCDateTime
 from shared.inbox import inbox_table

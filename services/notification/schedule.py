@@ -13,14 +13,12 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.statuses import Status
 from shared.clock import utcnow
 from shared.db import skip_locked
 from shared.schemas import EventSpec, parse_duration
+from shared.statuses import Status
 
 from .models import scheduled
-
-
 
 
 def reminder_cause(registration_id: str, session_slug: str, offset: str, starts_at: datetime) -> str:

@@ -1,3 +1,3 @@
-from shared.runner import main
+from shared.startup import main
 
 main("registration")

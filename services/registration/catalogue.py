@@ -62,11 +62,6 @@ def replace_event(session: Session, outbox, spec: EventSpec, revision: int) -> d
     return document
 
 
-def public_view(spec: EventSpec) -> dict:
-    document = spec.model_dump(mode="json")
-    return {key: document[key] for key in PUBLIC_FIELDS}
-
-
 
 def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_use) -> dict:
     """Apply a partial change (top-level fields replaced) and republish.

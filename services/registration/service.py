@@ -1,14 +1,15 @@
 """nameko entrypoints of the registration service: translate, call the domain, commit."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
-from nameko.dependency_providers import Config
-from nameko.timer import timer
+
+
 from pydantic import ValidationError
 
+from shared.config import SettingsProvider
+from shared.loop import every
 from shared.statuses import Status
 from shared.contracts import SEAT_DECIDED, SeatDecided
 from shared.batches import batch_handler
@@ -25,9 +26,11 @@ from . import catalogue, registrations
 from .models import inbox, outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# "Registration received" goes out only if the decision takes longer than this.
-RECEIVED_NOTICE_AFTER = timedelta(seconds=float(os.environ.get("RECEIVED_NOTICE_SECONDS", "20")))
-RECEIVED_POLL_SECONDS = min(5.0, max(0.5, RECEIVED_NOTICE_AFTER.total_seconds() / 4))
+
+
+def received_poll_seconds(settings) -> float:
+    """Look for slow decisions a few times per RECEIVED_NOTICE_SECONDS."""
+    return min(5.0, max(0.5, settings.received_notice_seconds / 4))
 
 
 def _parse(model, data):
@@ -49,10 +52,10 @@ def problem_of(error: DomainError) -> dict:
             "fields": error.fields}
 
 
-class Service:
+class RegistrationService:
     name = "registration"
 
-    config = Config()
+    settings = SettingsProvider()
     db = Database()
     outbox = OutboxRelay(outbox)
     metrics = EntrypointMetrics()
@@ -60,7 +63,7 @@ class Service:
 
     @property
     def links(self):
-        settings = self.config["SETTINGS"]
+        settings = self.settings
         return registrations.Links(settings.public_base_url, settings.secret_key)
 
     def _in_transaction(self, work):
@@ -129,13 +132,14 @@ class Service:
     def ping(self) -> bool:
         return ping(self.db)
 
-    @timer(interval=RECEIVED_POLL_SECONDS)
+    @every(received_poll_seconds)
     def announce_slow_decisions(self):
         """Registrations still undecided after RECEIVED_NOTICE_SECONDS are
         announced as pending, so the attendee hears that theirs arrived."""
         def announce(session):
             return registrations.announce_slow_decisions(session, self.outbox, self.links,
-                                                         RECEIVED_NOTICE_AFTER)
+                                                         notice_after)
+        notice_after = timedelta(seconds=self.settings.received_notice_seconds)
         while self._in_transaction(announce) == registrations.SLOW_DECISIONS_CLAIM:
             pass
 

@@ -20,7 +20,7 @@ from shared.contracts import RegistrationCancelled, RegistrationConfirmed, Regis
 from shared.db import make_engine, transaction
 from shared.schemas import EventSpec
 from tests.conftest import RecordingOutbox
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 CATEGORIES = ["local", "international"]
 SESSIONS = ["a", "b"]

@@ -9,14 +9,14 @@ from sqlalchemy import select
 from services.capacity import seats
 from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations, seat_pools
-from services.capacity.service import Service
+from services.capacity.service import CapacityService
 from shared.contracts import (RegistrationCancelled, RegistrationRequested, SeatDecided, SeatRules,
                               envelope)
 from shared.db import transaction
 from shared.outbox import Outbox
 from shared.schemas import EventSpec
 from tests.conftest import RecordingOutbox
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_rules_carried_by_a_request_never_undo_a_newer_revision(db, outbox):
 
 def test_the_handler_applies_a_twice_delivered_message_once(db):
     describe(db, RecordingOutbox(outbox_table), capacity=5)
-    service = worker_factory(Service, db=db, outbox=Outbox(outbox_table, None, lambda: None))
+    service = worker_factory(CapacityService, db=db, outbox=Outbox(outbox_table, None, lambda: None))
     body = envelope(RegistrationRequested(registration_id="r1", event_slug="conf", category=None,
                                           sessions=["day-1"], requested_at=datetime.now(timezone.utc)))
     service.on_registration_requested([body, body])     # twice in one batch

@@ -2,7 +2,8 @@ import shutil
 
 import pytest
 
-from tests.harness import Stack, require_tool
+from tests.support.stack import Stack
+from tests.support.tools import require_tool
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags for a headless run on a machine without a network beyond localhost.

@@ -13,8 +13,12 @@ import pytest
 import requests
 import yaml
 
-from tests.harness import (ROOT, PostgresDatabases, SmtpServer, Vhost, require_postgres,
-                           require_tool, wait_until)
+from tests.support.broker import Vhost
+from tests.support.databases import PostgresDatabases, require_postgres
+from tests.support.mail import SmtpServer
+from tests.support.paths import ROOT
+from tests.support.tools import require_tool
+from tests.support.waiting import wait_until
 
 SERVICES = ("gateway", "registration", "capacity", "notification")
 COMPOSE = shutil.which("docker-compose")

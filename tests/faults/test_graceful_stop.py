@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.harness import running_stack, wait_until
+from tests.support.stack import running_stack
+from tests.support.waiting import wait_until
 
 ATTEMPTS, SEATS = 150, 60
 

@@ -17,7 +17,10 @@ import psycopg2
 import pytest
 import requests
 
-from tests.harness import Stack, rabbitmqctl, require_postgres, wait_until
+from tests.support.broker import rabbitmqctl
+from tests.support.databases import require_postgres
+from tests.support.stack import Stack
+from tests.support.waiting import wait_until
 
 ATTEMPTS, SEATS, CLIENTS = 600, 200, 40
 SMTP_CONNECTIONS = 2          # per notification replica

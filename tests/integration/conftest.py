@@ -1,6 +1,6 @@
 import pytest
 
-from tests.harness import running_stack
+from tests.support.stack import running_stack
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

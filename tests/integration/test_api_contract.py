@@ -10,7 +10,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from tests.harness import Stack
+from tests.support.stack import Stack
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

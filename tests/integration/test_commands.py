@@ -7,7 +7,10 @@ import sys
 
 import requests
 
-from tests.harness import ROOT, Vhost, free_port, wait_until
+from tests.support.broker import Vhost
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 
 def run_service(service, **env):
@@ -46,7 +49,7 @@ def test_make_run_starts_everything_prints_the_key_and_stops_cleanly(tmp_path):
     for name in ("REGISTRATION", "CAPACITY", "NOTIFICATION"):
         env.pop(f"{name}_DATABASE_URL", None)
     env["METRICS_PORT"] = "0"
-    launcher = subprocess.Popen([sys.executable, "-m", "shared.launcher"], cwd=ROOT, env=env,
+    launcher = subprocess.Popen([sys.executable, "-m", "shared.supervisor"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: _ready(port), 60, interval=0.5, message="the gateway")

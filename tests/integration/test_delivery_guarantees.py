@@ -11,7 +11,9 @@ import pika
 import pytest
 import requests
 
-from tests.harness import ROOT, Stack, running_stack, wait_until
+from tests.support.paths import ROOT
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from tests.harness import Stack
+from tests.support.stack import Stack
 
 ORIGIN = "https://conference.example.org"
 

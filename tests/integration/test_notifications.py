@@ -14,7 +14,9 @@ import pytest
 import requests
 from icalendar import Calendar
 
-from tests.harness import free_port, running_stack, wait_until
+from tests.support.ports import free_port
+from tests.support.stack import running_stack
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import uuid
 import pytest
 import requests
 
-from tests.harness import ROOT, Stack, require_tool
+from tests.support.paths import ROOT
+from tests.support.stack import Stack
+from tests.support.tools import require_tool
 
 PROMTOOL = shutil.which("promtool")
 SERVICES = ("gateway", "registration", "capacity", "notification")

@@ -7,10 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from services.notification import destinations, webhooks
-from services.notification.models import webhooks as webhooks_table
 from shared.db import transaction
 from shared.errors import Invalid
-from tests.harness import free_port
+from tests.support.ports import free_port
 
 
 @pytest.mark.parametrize("address", [

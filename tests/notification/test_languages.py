@@ -12,7 +12,8 @@ from babel.messages.pofile import read_po
 from services.notification import messages
 from shared.contracts import Attendee, RegistrationStatusChanged
 from shared.schemas import RTL_LANGUAGES, SUPPORTED_LANGUAGES, EventSpec
-from tests.harness import ROOT, event_document
+from tests.support.documents import event_document
+from tests.support.paths import ROOT
 
 LOCALES = ROOT / "services" / "notification" / "locales"
 TITLES = {"en": "Conference", "ar": "المؤتمر", "fr": "Conférence", "tr": "Konferans",

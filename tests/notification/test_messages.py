@@ -10,10 +10,10 @@ from icalendar import Calendar
 
 from services.notification import calendar, messages
 from services.notification.mailer import SMTP_POLICY, Mailer
-from services.notification.when import both_zones
+from services.notification.times import both_zones
 from shared.contracts import Attendee, RegistrationStatusChanged
 from shared.schemas import EventSpec
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 EVENT = EventSpec.model_validate_json(json.dumps(event_document(
     slug="conf", venue="Istanbul", sessions=[

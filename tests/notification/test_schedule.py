@@ -10,7 +10,7 @@ from services.notification import schedule
 from services.notification.models import scheduled
 from shared.db import transaction
 from shared.schemas import EventSpec
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 NOW = datetime(2027, 3, 1, 12, tzinfo=timezone.utc)
 

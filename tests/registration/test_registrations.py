@@ -15,7 +15,7 @@ from shared.errors import Conflict, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
 from shared.tokens import token_is_valid
 from tests.conftest import RecordingOutbox
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 LINKS = registrations.Links("https://events.example.org", "secret")
 
@@ -183,7 +183,8 @@ def test_a_change_to_the_event_waits_for_registrations_being_stored_on_postgres(
     from sqlalchemy.orm import sessionmaker
 
     from shared.db import make_engine, run_migrations
-    from tests.harness import ROOT, PostgresDatabases, require_postgres
+    from tests.support.databases import PostgresDatabases, require_postgres
+    from tests.support.paths import ROOT
     require_postgres()
     databases = PostgresDatabases(["registration"]).create()
     engine = make_engine(databases.url("registration"))
@@ -212,7 +213,8 @@ def postgres_db():
     from sqlalchemy.orm import sessionmaker
 
     from shared.db import make_engine, run_migrations
-    from tests.harness import ROOT, PostgresDatabases, require_postgres
+    from tests.support.databases import PostgresDatabases, require_postgres
+    from tests.support.paths import ROOT
     require_postgres()
     databases = PostgresDatabases(["registration"]).create()
     engine = make_engine(databases.url("registration"))

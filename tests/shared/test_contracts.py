@@ -6,7 +6,7 @@ import pytest
 from shared.contracts import (RegistrationRequested, SeatDecided, SeatRules, UnknownContract,
                               envelope, open_envelope)
 from shared.schemas import EventSpec
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 
 def test_an_envelope_round_trips_with_a_stable_id():

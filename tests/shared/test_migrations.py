@@ -5,7 +5,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from shared.db import make_engine, run_migrations
-from tests.harness import ROOT, PostgresDatabases, require_postgres
+from tests.support.databases import PostgresDatabases, require_postgres
+from tests.support.paths import ROOT
 
 SERVICES = ("registration", "capacity", "notification")
 

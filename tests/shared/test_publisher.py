@@ -7,7 +7,7 @@ import pytest
 from kombu import Exchange
 
 from shared.messaging import ConfirmedPublisher, Unconfirmed
-from tests.harness import Vhost
+from tests.support.broker import Vhost
 
 EXCHANGE = Exchange("test.events", type="topic", durable=True)
 

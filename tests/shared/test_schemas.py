@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.schemas import EventSpec, RegistrationRequest, parse_duration
-from tests.harness import event_document
+from tests.support.documents import event_document
 
 
 def test_a_complete_event_is_accepted():

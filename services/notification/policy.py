@@ -6,17 +6,20 @@ transaction of the change that caused it, so each cause sends once.
 """
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from shared.statuses import SEATED, Status
 from shared.contracts import RegistrationStatusChanged
+from shared.errors import EventNotKnownYet, Invalid, NotFound
 from shared.logs import current_correlation_id
 from shared.schemas import EventSpec, parse
+from shared.statuses import SEATED, Status
 
-from . import deliveries, messages, schedule, webhooks
+from . import calendar, deliveries, events, messages, schedule, webhooks
 from .models import attendees
 
 
@@ -72,6 +75,13 @@ def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) ->
     return list(latest.values())
 
 
+def event_published(session: Session, event: EventSpec, revision: int, organiser: str) -> bool:
+    """Keep the newest description of an event and act on what changed;
+    True when messages were queued."""
+    newer, before = events.store(session, event, revision)
+    return newer and event_changed(session, before, event, revision, organiser)
+
+
 def event_changed(session: Session, before: EventSpec | None, after: EventSpec, revision: int,
                   organiser: str) -> bool:
     """A moved session: tell its seated attendees (with an updated calendar
@@ -119,9 +129,33 @@ def send_due(session: Session, now: datetime, event_for) -> tuple[int, int]:
     return len(due), deliveries.enqueue_many(session, rows)
 
 
-def announce(session: Session, event: EventSpec, announcement_id: str, subject: dict,
-             body: dict) -> int:
-    """The organiser's message to every attendee with a seat; returns how many."""
+def announcement_id(slug: str, idempotency_key: str | None) -> str:
+    """A repeat with the same Idempotency-Key is the same announcement: sent once."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    return hashlib.sha256(f"{slug}:{idempotency_key}".encode()).hexdigest()[:32]
+
+
+def announce(session: Session, slug: str, idempotency_key: str | None, subject: dict,
+             body: dict) -> dict:
+    """The organiser's message to every attendee with a seat, given at least
+    in the event's default language: {"id", "recipients"}."""
+    announcement = announcement_id(slug, idempotency_key)
+    try:
+        event, _ = events.get(session, slug)
+    except EventNotKnownYet:
+        return {"id": announcement, "recipients": 0}     # no attendee known yet either
+    missing = [{"field": f"{part}.{event.default_language}",
+                "message": "the event's default language is required"}
+               for part, texts in (("subject", subject), ("body", body))
+               if event.default_language not in texts]
+    if missing:
+        raise Invalid("give the text in the default language", missing)
+    return {"id": announcement, "recipients": _announce(session, event, announcement, subject, body)}
+
+
+def _announce(session: Session, event: EventSpec, announcement_id: str, subject: dict,
+              body: dict) -> int:
     rows = []
     for change in snapshots(session, event.slug):
         if change.status in SEATED:
@@ -141,6 +175,19 @@ def snapshots(session: Session, slug: str) -> list[RegistrationStatusChanged]:
 def snapshots_of(session: Session, registration_ids: list[str]) -> list[RegistrationStatusChanged]:
     return [_parse(row) for row in session.execute(select(attendees.c.snapshot).where(
         attendees.c.registration_id.in_(sorted(set(registration_ids))))).scalars()]
+
+
+def calendar_for(session: Session, registration_id: str, organiser: str) -> str:
+    """The attendee's sessions as an iCalendar file."""
+    row = session.execute(select(attendees).where(
+        attendees.c.registration_id == registration_id)).first()
+    if row is None:
+        raise NotFound("no such registration")
+    event, revision = events.get(session, row.event_slug)
+    change = _parse(row.snapshot)
+    return calendar.build(event, registration_id, change.attendee.sessions,
+                          messages.language_for(event, change.attendee.language), revision,
+                          organiser, seated=row.status == Status.CONFIRMED).decode()
 
 
 def _parse(document) -> RegistrationStatusChanged:

@@ -7,21 +7,20 @@ gracefully (SIGTERM, then SIGKILL after a grace period).
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
 from shared.config import SERVICES, Settings
-from shared.runner import check_broker, redact
+from shared.startup import check_broker, redact
 
 GRACE_SECONDS = 20
 
 
 def main() -> int:
     settings = Settings.from_env("gateway")
-    check_broker(settings.amqp_uri, float(os.environ.get("STARTUP_WAIT_SECONDS", "10")))
+    check_broker(settings.amqp_uri, settings.startup_wait_seconds)
     admin_key = settings.admin_api_key
     settings.secret_key  # noqa: B018 - create it now, once
     children = {name: start(name) for name in SERVICES}
@@ -57,7 +56,7 @@ def main() -> int:
 
 
 def start(name: str) -> subprocess.Popen:
-    # Its own session: Ctrl-C reaches the launcher only, which stops each child once.
+    # Its own session: Ctrl-C reaches the supervisor only, which stops each child once.
     return subprocess.Popen([sys.executable, "-m", f"services.{name}"], start_new_session=True)
 
 

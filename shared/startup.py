@@ -25,7 +25,7 @@ def main(service: str) -> None:
     from shared.logs import configure_logging
 
     settings = Settings.from_env(service)
-    configure_logging(service)
+    configure_logging(service, settings.log_format, settings.log_level)
     module = importlib.import_module(f"services.{service}.service")
     preflight(settings, getattr(module, "MIGRATIONS", None))
     if hasattr(module, "preflight"):
@@ -35,8 +35,15 @@ def main(service: str) -> None:
 
     metrics.serve(settings.metrics_port, readiness(settings))
     logging.getLogger(service).info("%s starting (broker %s)", service, redact(settings.amqp_uri))
-    run_until_stopped(module.Service, settings.nameko_config())
+    run_until_stopped(service_class(service), settings.nameko_config())
     logging.getLogger(service).info("%s stopped", service)
+
+
+def service_class(service: str) -> type:
+    """The nameko service class of ``services/<service>/service.py``."""
+    module = importlib.import_module(f"services.{service}.service")
+    return next(value for value in vars(module).values()
+                if isinstance(value, type) and getattr(value, "name", None) == service)
 
 
 def readiness(settings):
@@ -156,7 +163,6 @@ def check_database(url: str, migrations) -> None:
 
 
 def preflight(settings, migrations) -> None:
-    wait = float(os.environ.get("STARTUP_WAIT_SECONDS", "10"))
-    check_broker(settings.amqp_uri, wait)
+    check_broker(settings.amqp_uri, settings.startup_wait_seconds)
     if settings.database_url:
         check_database(settings.database_url, migrations)

@@ -1,0 +1,10 @@
+"""Free TCP ports on localhost, for the services, SMTP server and metrics."""
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
