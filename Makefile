@@ -4,17 +4,45 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run run-gateway run-registration run-capacity run-notification test \
-        test-unit services tools mail catalogs clean bench
+# The locks: every package and its hashes, for Python 3.11 on Linux x86_64.
+# requirements.lock is the runtime (the Docker image); requirements-dev.lock adds the
+# test and bench extras (make install). Both come from pyproject.toml by `make lock`.
+LOCK       := requirements.lock
+DEV_LOCK   := requirements-dev.lock
+PIP_VERSION := 26.3
+UV_VERSION  := 0.13.9
+LOCK_VENV  := $(VENV)/lock-tools
+UV_COMPILE := $(LOCK_VENV)/bin/uv pip compile pyproject.toml --no-config --quiet \
+              --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+              --generate-hashes --custom-compile-command "make lock"
+
+.PHONY: install lock run run-gateway run-registration run-capacity run-notification test \
+        test-unit lint services tools mail catalogs clean bench
 
 install: $(STAMP)
 
-# Reinstall only when the dependency list changes.
-$(STAMP): pyproject.toml
+# Reinstall only when the dependencies or their lock change. The lock is installed as it
+# is (hashes checked, nothing resolved), then the project without dependencies; the
+# dry run fails if pyproject.toml asks for something the lock does not pin.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	$(PY) -m pip install --quiet --dry-run --no-index --no-build-isolation -e '.[test,bench]' \
+	    || { echo "$(DEV_LOCK) is out of date with pyproject.toml: run make lock" >&2; exit 1; }
 	touch $(STAMP)
+
+# Regenerate both locks from pyproject.toml with uv (pinned, in its own venv). Versions
+# already locked are kept where pyproject.toml still allows them; `make lock
+# LOCK_ARGS=--upgrade` moves everything to the newest allowed. The runtime lock is
+# constrained to the dev lock, so the image runs exactly the versions the tests ran.
+lock:
+	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV_COMPILE) --extra test --extra bench $(LOCK_ARGS) -o $(DEV_LOCK)
+	$(UV_COMPILE) --constraint $(DEV_LOCK) $(LOCK_ARGS) -o $(LOCK)
 
 run: install
 	$(PY) -m shared.supervisor
@@ -34,8 +62,13 @@ tools:
 services:
 	@sh tests/start-services.sh
 
-test: install services tools
+test: install lint services tools
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff (ruff.toml) and mypy ([tool.mypy] in pyproject.toml); make test runs it first.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # The registration pipeline under load (bench/README.md); not part of make test.
 # BENCH_ARGS e.g. "--scenarios a,b --scale 0.1 --label after".

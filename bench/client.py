@@ -56,7 +56,7 @@ class Api:
                                         headers=self.admin_headers,
                                         timeout=aiohttp.ClientTimeout(total=20)) as response:
                 return await response.json() if response.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return None
 
     async def registrations(self, slug: str, tries: int = 5) -> list[dict]:
@@ -66,7 +66,7 @@ class Api:
                                             headers=self.admin_headers) as response:
                     if response.status == 200:
                         return await response.json()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(2 + attempt * 3)
         raise RuntimeError(f"could not list the registrations of {slug}")
@@ -77,7 +77,7 @@ class Api:
             async with self.session.post(url, json=body) as response:
                 await response.read()
                 attempt.status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             attempt.error = type(exc).__name__
         attempt.answered = time.time()
         return attempt

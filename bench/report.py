@@ -61,7 +61,8 @@ RUSH_ROWS = [
     ("decision emails per second", "rates.emailed_per_s"),
     ("if cut off: s more until the backlog was done (checks after it)", "settled_after_cut_off_s"),
     ("recipients exactly right", "checks.exact", "check"),
-    ("missing / twice / wrong kind / strangers", "checks.missing,checks.more_than_once,checks.wrong_kind,checks.strangers"),
+    ("missing / twice / wrong kind / strangers",
+     "checks.missing,checks.more_than_once,checks.wrong_kind,checks.strangers"),
     ("'received' notices (decision slower than 20 s)", "checks.received_notices"),
     ("no seat sold beyond capacity", "!checks.oversold", "check"),
     ("CPU s of the whole machine / of other work on it", "machine.busy_cpu_s,machine.other_work_cpu_s"),
@@ -185,12 +186,12 @@ SUMMARY = [
 def summary(runs: dict) -> str:
     body = []
     for label, letter, path in SUMMARY:
-        b, a = (get(scenario(runs, l, letter), path) for l in LABELS)
-        flags = [" (cut off)" if get(scenario(runs, l, letter), "complete") is False else "" for l in LABELS]
+        b, a = (get(scenario(runs, label_, letter), path) for label_ in LABELS)
+        flags = [" (cut off)" if get(scenario(runs, label_, letter), "complete") is False else "" for label_ in LABELS]
         body.append([label, show(b) + flags[0], show(a) + flags[1], ratio(b, a)])
     for letter in ("a", "b"):
-        b, a = (sum((get(scenario(runs, l, letter), "cpu_ms_per_registration") or {}).values()) or None
-                for l in LABELS)
+        b, a = (sum((get(scenario(runs, label_, letter), "cpu_ms_per_registration") or {}).values()) or None
+                for label_ in LABELS)
         body.append([f"({letter}) CPU ms per registration, all processes", show(b), show(a), ratio(b, a)])
     return table(["", "before", "after", "after ÷ before"], body)
 
@@ -216,16 +217,17 @@ def conditions(runs: dict) -> str:
         ("non-persistent or unconfirmed publishing in", "conditions.publishing.non_persistent_or_unconfirmed_in"),
         ("durable queues / queues", "conditions.queues.durable,conditions.queues.queues"),
         ("replicas on PostgreSQL", "conditions.replicas.postgres"),
-        ("code (commit; services changed since)", "conditions.code.commit,conditions.code.services_changed_since_commit"),
+        ("code (commit; services changed since)",
+         "conditions.code.commit,conditions.code.services_changed_since_commit"),
         ("services imported from", "conditions.services_import_from"),
         ("load client", "conditions.client"), ("SMTP sink", "conditions.sink"), ("harness", "conditions.harness"),
     ]
-    body = [[label] + [show(get(runs.get(l), path)) for l in LABELS] for label, path in rows]
+    body = [[label] + [show(get(runs.get(label_), path)) for label_ in LABELS] for label, path in rows]
     return table(["", "before", "after"], body)
 
 
 def cpu_table(letter: str, runs: dict, key: str = "cpu_ms_per_registration") -> str:
-    before, after = (scenario(runs, l, letter) for l in LABELS)
+    before, after = (scenario(runs, label_, letter) for label_ in LABELS)
     body = []
     for process in PROCESSES:
         b, a = get(before, f"{key}.{process}"), get(after, f"{key}.{process}")
@@ -256,7 +258,7 @@ def memory_table(runs: dict) -> str:
 
 
 def stage_table(letter: str, runs: dict) -> str:
-    before, after = (scenario(runs, l, letter) for l in LABELS)
+    before, after = (scenario(runs, label_, letter) for label_ in LABELS)
     body = []
     for label, key in STAGES:
         cells = [show(get(r, f"stages.{key}.{p}")) for p in ("p50", "p99") for r in (before, after)]

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,14 +30,13 @@ if str(ROOT) not in sys.path:          # python bench/run.py works as well as py
 
 import aiohttp  # noqa: E402
 
-from tests.support import databases, paths  # noqa: E402
-from tests.support.stack import Stack  # noqa: E402
-
 from bench import report, system  # noqa: E402
 from bench.client import Api  # noqa: E402
 from bench.scenarios import SCENARIOS, Context, drain  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
 from bench.watch import log_line  # noqa: E402
+from tests.support import databases, paths  # noqa: E402
+from tests.support.stack import Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 # (c), the open loop, runs last on its stack: on a system slower than 300/s it
@@ -166,7 +165,7 @@ def run_on_stack(database: str, letters: list[str], results: dict, args) -> None
 
 
 def new_results(args) -> dict:
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     if args.merge and args.out.exists():
         results = json.loads(args.out.read_text())
         results.setdefault("merged_runs", []).append({"started": started, "scenarios": args.scenarios})
@@ -200,7 +199,7 @@ def main(argv=None) -> int:
         run_on_stack("postgres", on_postgres, results, args)
     if "f" in args.scenarios:
         run_on_stack("sqlite", ["f"], results, args)
-    results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     save(results, args.out)
     log_line(f"results in {args.out}")
     if not args.no_report:

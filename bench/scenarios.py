@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.support.documents import event_document
@@ -197,7 +197,7 @@ async def scenario_c(ctx: Context, rate: float = 300.0, duration: float = 60.0) 
 
 # -- (d): reminders falling due at once ---------------------------------------------------
 def reminder_event(slug: str) -> dict:
-    starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=3)
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
     return event_document(
         slug=slug, title=TITLES, languages=LANGUAGES, capacity=None, waitlist=False,
         sessions=[{"slug": "main", "title": {"en": "Main session", "fr": "Séance principale"},

@@ -150,7 +150,7 @@ class SinkProcess:
             self.process.terminate()
             self.process.wait(10)
 
-    def log(self) -> "SinkLog":
+    def log(self) -> SinkLog:
         return SinkLog(self.directory)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .client import Api, Attempt
 from .mailcheck import is_decision
@@ -73,7 +73,7 @@ class Watch:
                 f" | mailed {len(self.mailed)}")
 
     # -- waiting -------------------------------------------------------------------
-    async def until(self, done: Callable[["Watch"], bool], deadline: float,
+    async def until(self, done: Callable[[Watch], bool], deadline: float,
                     sending: asyncio.Task | None = None, on_stats: Callable | None = None) -> bool:
         """Polls until ``done(self)`` has held for STEADY_FOR seconds after the
         sending finished, or until ``deadline`` (time.time()). True if done."""

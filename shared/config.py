@@ -61,7 +61,7 @@ def _int(name: str, default: int) -> int:
     try:
         return int(raw) if raw.strip() else default
     except ValueError:
-        raise SystemExit(f"error: {name}={raw!r} is not a whole number")
+        raise SystemExit(f"error: {name}={raw!r} is not a whole number") from None
 
 
 def _float(name: str, default: float) -> float:
@@ -69,7 +69,7 @@ def _float(name: str, default: float) -> float:
     try:
         return float(raw) if raw.strip() else default
     except ValueError:
-        raise SystemExit(f"error: {name}={raw!r} is not a number")
+        raise SystemExit(f"error: {name}={raw!r} is not a number") from None
 
 
 def _floats(name: str, default: str) -> tuple[float, ...]:
@@ -77,7 +77,7 @@ def _floats(name: str, default: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in raw.split(",") if part.strip())
     except ValueError:
-        raise SystemExit(f"error: {name}={raw!r} is not a list of numbers")
+        raise SystemExit(f"error: {name}={raw!r} is not a list of numbers") from None
 
 
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -121,13 +121,13 @@ class Settings:
     log_level: str
 
     @classmethod
-    def from_env(cls, service: str | None = None) -> "Settings":
+    def from_env(cls, service: str | None = None) -> Settings:
         """The settings of one service's process (``None``: a command that
         is none of them, e.g. ``make run`` or the dead-letter tool)."""
         if service is not None and service not in SERVICES:
             raise ValueError(f"unknown service {service!r}")
         database_url = None
-        if service not in (None, "gateway"):
+        if service is not None and service != "gateway":
             database_url = os.environ.get(
                 f"{service.upper()}_DATABASE_URL", f"sqlite:///{var_dir()}/{service}.db"
             )
@@ -141,7 +141,7 @@ class Settings:
             smtp_from=os.environ.get("SMTP_FROM", "events@localhost"),
             smtp_connections=max(1, _int("SMTP_CONNECTIONS", 4)),
             public_base_url=os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
-            metrics_port=_int("METRICS_PORT", DEFAULT_METRICS_PORTS.get(service or "gateway")),
+            metrics_port=_int("METRICS_PORT", DEFAULT_METRICS_PORTS[service or "gateway"]),
             reminder_poll_seconds=_float("REMINDER_POLL_SECONDS", 5.0),
             rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 120),
             cors_allowed_origins=tuple(o.strip().rstrip("/") for o in

@@ -15,9 +15,9 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from shared.statuses import DECISIONS, Status
 from shared.clock import utcnow
 from shared.schemas import EventSpec
+from shared.statuses import DECISIONS, Status
 
 # Event types, published on "<source service>.events" with the type as routing key.
 EVENT_PUBLISHED = "event.published"                    # registration -> capacity, notification
@@ -53,7 +53,7 @@ class SeatRules(BaseModel):
     sessions: dict[str, int | None]
 
     @classmethod
-    def of(cls, event: EventSpec) -> "SeatRules":
+    def of(cls, event: EventSpec) -> SeatRules:
         return cls(capacity=event.capacity, waitlist=event.waitlist,
                    confirmation_window=event.confirmation_window,
                    categories={c.slug: c.capacity for c in event.categories},

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
+from typing import Any, cast
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -32,15 +33,15 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: give it a time zone")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def is_sqlite(engine: Engine) -> bool:
+def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
@@ -106,12 +107,14 @@ def transaction(session_factory: sessionmaker):
         session.close()
 
 
-def _upsert_dialect(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+def rowcount(result) -> int:
+    """How many rows an INSERT, UPDATE or DELETE touched."""
+    return cast(CursorResult, result).rowcount
+
+
+def _upsert_dialect(session: Session) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def insert_if_absent(session: Session, table, **values) -> bool:
@@ -119,7 +122,8 @@ def insert_if_absent(session: Session, table, **values) -> bool:
     On PostgreSQL a concurrent insert of the same key is waited for, so the
     loser finds the winner's row instead of failing."""
     insert = _upsert_dialect(session)
-    return session.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
+    result = session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    return rowcount(result) == 1
 
 
 def insert_absent(session: Session, table, rows: list[dict], returning) -> list:

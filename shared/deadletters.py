@@ -22,8 +22,8 @@ import sys
 import pika
 
 from shared.config import SERVICES, Settings
-from shared.startup import service_class
 from shared.messaging import ATTEMPT_HEADER, ReliableEventHandler
+from shared.startup import service_class
 
 
 def handler_queues() -> list[str]:

@@ -3,7 +3,7 @@ compile step for a fresh checkout), one per language and folder."""
 from __future__ import annotations
 
 import gettext
-from functools import lru_cache
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 
@@ -18,7 +18,7 @@ def localized(texts: dict[str, str], language: str, default: str) -> str:
     return texts.get(language) or texts.get(default) or next(iter(texts.values()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(locales: Path, language: str):
     catalog = locales / language / "LC_MESSAGES" / "messages.po"
     if not catalog.exists():

@@ -11,14 +11,13 @@ lists and replays parked messages.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 import amqp
-from kombu import Connection, Exchange, Queue
-from nameko.amqp.publish import Publisher
 from amqp.exceptions import AMQPError
+from kombu import Connection, Exchange, Queue
 from kombu.exceptions import KombuError
+from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 from nameko.rpc import ReplyListener, Rpc, RpcProxy
 
@@ -224,7 +223,7 @@ class ConfirmedPublisher:
                 raise Unconfirmed(f"no confirm within {self.timeout}s")
             try:
                 self._connection.drain_events(timeout=left)
-            except socket.timeout:
+            except TimeoutError:
                 pass
         if self._nacked:
             raise Unconfirmed("the broker refused a message")

@@ -10,6 +10,7 @@ def run(metadata: MetaData) -> None:
         _migrate(connection, metadata)
         return
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "give the database with -x or sqlalchemy.url"
     with create_engine(url).begin() as connection:
         _migrate(connection, metadata)
 

@@ -17,8 +17,7 @@ import time
 from datetime import timedelta
 
 from kombu import Exchange
-from sqlalchemy import (BigInteger, Column, Index, Integer, MetaData, String, Table,
-                        Text, func, select, update)
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, func, select, update
 from sqlalchemy.orm import Session
 
 from shared import metrics

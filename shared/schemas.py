@@ -10,20 +10,29 @@ import re
 import unicodedata
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
 from babel import Locale
 from email_validator import EmailNotValidError, validate_email
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, HttpUrl,
-                      StringConstraints, TypeAdapter, WithJsonSchema, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 # The languages every message template is written in.
 SUPPORTED_LANGUAGES = ("en", "ar", "fr", "tr", "es", "ur", "ms")
 RTL_LANGUAGES = ("ar", "ur")
 SLUG = r"^[a-z0-9](?:[a-z0-9_-]{0,78}[a-z0-9])?$"
-_DURATION = TypeAdapter(timedelta)
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
 
 
 def _no_control_chars(value: str) -> str:
@@ -59,7 +68,8 @@ def _timezones() -> frozenset:
 
 @lru_cache(maxsize=1)
 def _countries() -> frozenset:
-    return frozenset(code for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", code))
+    return frozenset(code for code in Locale("en").territories
+                     if isinstance(code, str) and re.fullmatch(r"[A-Z]{2}", code))
 
 
 def _country(value: str) -> str:
@@ -215,7 +225,10 @@ def field_errors(exc) -> list[dict]:
              "message": err["msg"].removeprefix("Value error, ")} for err in exc.errors()]
 
 
-def parse(model: type[BaseModel], data) -> BaseModel:
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data) -> M:
     """Validate already-decoded JSON (an RPC argument) with JSON rules."""
     import json
     return model.model_validate_json(json.dumps(data))

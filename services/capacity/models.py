@@ -1,6 +1,5 @@
 """Tables of the capacity service: seat pools, reservations and the waiting list."""
-from sqlalchemy import (JSON, Boolean, Column, Index, Integer, MetaData, String,
-                        Table)
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table
 
 from shared.db import UTCDateTime
 from shared.inbox import inbox_table

@@ -13,13 +13,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.statuses import FINAL, SEATED, Status
 from shared.clock import utcnow
-from shared.contracts import (RegistrationCancelled, RegistrationConfirmed,
-                              RegistrationRequested, SeatDecided, SeatRules)
+from shared.contracts import (
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationRequested,
+    SeatDecided,
+    SeatRules,
+)
 from shared.db import insert_if_absent, locked
 from shared.errors import EventNotKnownYet
 from shared.schemas import EventSpec, parse_duration
+from shared.statuses import FINAL, SEATED, Status
 
 from . import ledger
 from .models import reservations, seat_events, seat_pools
@@ -222,7 +227,7 @@ def waitlist_position(session: Session, registration_id: str) -> int | None:
 
 def event_seats(session: Session, slug: str) -> dict:
     pools = _pools(session, slug)
-    states = dict(session.execute(
+    states: dict[str, int] = dict(session.execute(
         select(reservations.c.state, func.count()).where(reservations.c.event_slug == slug)
         .group_by(reservations.c.state)).all())
     return {"pools": {key: {"capacity": p.capacity, "used": p.used,

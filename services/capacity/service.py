@@ -3,21 +3,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-
-from shared.loop import every
-from shared.statuses import Status
-from shared.contracts import (EVENT_PUBLISHED, REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED,
-                              REGISTRATION_REQUESTED, EventPublished, RegistrationCancelled,
-                              RegistrationConfirmed, RegistrationRequested)
-from shared.db import in_transaction, Database, ping, transaction
-from shared.errors import DomainError
 from shared.batches import batch_handler
+from shared.contracts import (
+    EVENT_PUBLISHED,
+    REGISTRATION_CANCELLED,
+    REGISTRATION_CONFIRMED,
+    REGISTRATION_REQUESTED,
+    EventPublished,
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationRequested,
+)
+from shared.db import Database, in_transaction, ping, transaction
+from shared.errors import DomainError
 from shared.inbox import process_batch, process_once
-from shared.messaging import event_handler, rpc
 from shared.logs import Correlation
+from shared.loop import every
+from shared.messaging import event_handler, rpc
 from shared.metrics import SEATS_CAPACITY, SEATS_USED, WAITLIST_LENGTH, EntrypointMetrics
 from shared.outbox import OutboxRelay
+from shared.statuses import Status
 
 from . import seats
 from .models import inbox, outbox

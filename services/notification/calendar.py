@@ -3,7 +3,7 @@ stays the same for the registration and session so that calendar programs
 update the entry (SEQUENCE counts the event's revisions) instead of adding one."""
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
@@ -25,8 +25,8 @@ def build(event: EventSpec, registration_id: str, sessions: list[str], language:
         entry = Event()
         entry.add("uid", f"{registration_id}.{session.slug}@event-registration")
         entry.add("dtstamp", now)
-        entry.add("dtstart", session.starts_at.astimezone(timezone.utc))
-        entry.add("dtend", session.ends_at.astimezone(timezone.utc))
+        entry.add("dtstart", session.starts_at.astimezone(UTC))
+        entry.add("dtend", session.ends_at.astimezone(UTC))
         entry.add("sequence", revision)
         title = localized(event.title, language, event.default_language)
         entry.add("summary", f"{title}: {localized(session.title, language, event.default_language)}")

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
-from shared.db import insert_absent, skip_locked
+from shared.db import insert_absent, rowcount, skip_locked
 
 from .models import deliveries
 
@@ -61,7 +61,7 @@ def claim_due(session: Session, limit: int = BATCH) -> list:
     """Lease due messages to this sender (queued ones, and leases run out);
     the rows returned carry their lease id."""
     now = utcnow()
-    ids = list(session.execute(skip_locked(select(deliveries.c.id).where(
+    ids: list[int] = list(session.execute(skip_locked(select(deliveries.c.id).where(
         or_(deliveries.c.status == "queued", deliveries.c.status == "sending"),
         deliveries.c.next_attempt_at <= now).order_by(deliveries.c.id).limit(limit), session)).scalars())
     if not ids:
@@ -110,9 +110,9 @@ def mark_sent_many(session: Session, rows: list) -> int:
     them (the others are another sender's now, and it sends them too)."""
     if not rows:
         return 0
-    return session.execute(update(deliveries).where(_held(rows)).values(
+    return rowcount(session.execute(update(deliveries).where(_held(rows)).values(
         status="sent", lease=None, sent_at=utcnow(), attempts=deliveries.c.attempts + 1,
-        last_error=None)).rowcount
+        last_error=None)))
 
 
 def mark_failed(session: Session, row, error: str, permanent: bool = False) -> bool:

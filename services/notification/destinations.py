@@ -44,7 +44,7 @@ def resolve(url: str, allow_private: bool) -> Destination:
         raise ForbiddenDestination("only http and https URLs with a host")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     refused = [a for a in addresses if not allowed(a, allow_private)]
     if refused:
         raise ForbiddenDestination(

@@ -103,6 +103,7 @@ def _text_header(value: str):
 
 def _attachment(attachment: dict) -> MIMEBase:
     maintype, subtype = attachment["mimetype"].split("/", 1)
+    part: MIMEBase
     if maintype == "text":
         part = MIMEText(attachment["content"], subtype, "utf-8")
     else:

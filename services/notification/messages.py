@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
@@ -56,7 +56,7 @@ class Draft:
                 "attachments": self.attachments}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _environment(language: str) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=FileSystemLoader(str(TEMPLATES)),
@@ -64,7 +64,7 @@ def _environment(language: str) -> SandboxedEnvironment:
         undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
         trim_blocks=True, lstrip_blocks=True,
         auto_reload=False)   # templates change with a release, not while running
-    env.install_gettext_translations(_translations(language), newstyle=True)
+    env.install_gettext_translations(_translations(language), newstyle=True)  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
     return env
 
 

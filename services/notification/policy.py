@@ -55,7 +55,7 @@ def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) ->
         known = latest.get(change.registration_id)
         if known is None or known.status_seq < change.status_seq:
             latest[change.registration_id] = change
-    stored = dict(session.execute(select(attendees.c.registration_id, attendees.c.status_seq).where(
+    stored: dict[str, int] = dict(session.execute(select(attendees.c.registration_id, attendees.c.status_seq).where(
         attendees.c.registration_id.in_(sorted(latest)))).all())
     inserts, updates = [], []
     for registration_id in sorted(latest):
@@ -167,14 +167,16 @@ def _announce(session: Session, event: EventSpec, announcement_id: str, subject:
 
 
 def snapshots(session: Session, slug: str) -> list[RegistrationStatusChanged]:
-    rows = session.execute(select(attendees.c.snapshot).where(attendees.c.event_slug == slug)
-                           .order_by(attendees.c.registration_id)).scalars()
-    return [_parse(row) for row in rows]
+    documents: list[dict] = list(session.execute(
+        select(attendees.c.snapshot).where(attendees.c.event_slug == slug)
+        .order_by(attendees.c.registration_id)).scalars())
+    return [_parse(document) for document in documents]
 
 
 def snapshots_of(session: Session, registration_ids: list[str]) -> list[RegistrationStatusChanged]:
-    return [_parse(row) for row in session.execute(select(attendees.c.snapshot).where(
-        attendees.c.registration_id.in_(sorted(set(registration_ids))))).scalars()]
+    documents: list[dict] = list(session.execute(select(attendees.c.snapshot).where(
+        attendees.c.registration_id.in_(sorted(set(registration_ids))))).scalars())
+    return [_parse(document) for document in documents]
 
 
 def calendar_for(session: Session, registration_id: str, organiser: str) -> str:

@@ -8,7 +8,7 @@ that was already sent is never scheduled again.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from .models import scheduled
 
 
 def reminder_cause(registration_id: str, session_slug: str, offset: str, starts_at: datetime) -> str:
-    return f"reminder:{registration_id}:{session_slug}:{offset}:{starts_at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+    return f"reminder:{registration_id}:{session_slug}:{offset}:{starts_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def desired(event: EventSpec, registration_id: str, status: str, sessions: list[str],
@@ -58,7 +58,8 @@ def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, s
                                       scheduled.c.state).where(
             scheduled.c.registration_id.in_(sorted({r[1] for r in registrations})))):
         existing.setdefault(row.registration_id, {})[row.cause] = row.state
-    stale, new = [], []
+    stale: list[str] = []
+    new: list[dict] = []
     for event, registration_id, status, sessions in registrations:
         wanted = desired(event, registration_id, status, sessions, now)
         have = existing.get(registration_id, {})
@@ -82,9 +83,9 @@ CLAIM = 200          # due rows taken per transaction
 
 def claim_due(session: Session, now: datetime, limit: int = CLAIM) -> list:
     """Due rows, locked for this transaction (other replicas skip them)."""
-    return session.execute(skip_locked(
+    return list(session.execute(skip_locked(
         select(scheduled).where(scheduled.c.state == "pending", scheduled.c.due_at <= now)
-        .order_by(scheduled.c.due_at).limit(limit), session)).all()
+        .order_by(scheduled.c.due_at).limit(limit), session)).all())
 
 
 def mark_many(session: Session, row_ids: list[int], state: str) -> None:

@@ -31,7 +31,7 @@ GROUP = 25            # messages sent between two records, at most
 RECORD_EVERY = 0.02   # seconds a send may wait for its record, at most
 # A record of what was sent rides out a dropped or restarting database
 # connection for about ten seconds: left leased, the message would go again.
-WRITE_RETRIES = {"attempts": 8, "pause": 0.2}
+WRITE_RETRIES: dict = {"attempts": 8, "pause": 0.2}
 
 
 class Unsendable(Exception):

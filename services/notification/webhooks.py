@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.contracts import RegistrationStatusChanged
+from shared.db import rowcount
 from shared.errors import Invalid, NotFound
 
 from . import deliveries, destinations
@@ -47,10 +48,11 @@ def check_url(url: str, allow_private: bool) -> None:
 
 
 def add(session: Session, slug: str, url: str) -> dict:
+    created_at = utcnow()
     row = {"id": uuid.uuid4().hex, "event_slug": slug, "url": url,
-           "secret": secrets.token_urlsafe(32), "created_at": utcnow()}
-    session.execute(webhooks.insert().values(**row))
-    return {**row, "created_at": row["created_at"].isoformat()}
+           "secret": secrets.token_urlsafe(32)}
+    session.execute(webhooks.insert().values(**row, created_at=created_at))
+    return {**row, "created_at": created_at.isoformat()}
 
 
 def list_for(session: Session, slug: str) -> list[dict]:
@@ -61,7 +63,7 @@ def list_for(session: Session, slug: str) -> list[dict]:
 def remove(session: Session, slug: str, hook_id: str) -> None:
     result = session.execute(delete(webhooks).where(webhooks.c.id == hook_id,
                                                     webhooks.c.event_slug == slug))
-    if result.rowcount == 0:
+    if rowcount(result) == 0:
         raise NotFound("no such webhook")
 
 
@@ -74,8 +76,8 @@ class HooksOf:
 
     def of(self, slug: str) -> list:
         if slug not in self._hooks:
-            self._hooks[slug] = self.session.execute(select(webhooks.c.id, webhooks.c.url).where(
-                webhooks.c.event_slug == slug)).all()
+            self._hooks[slug] = list(self.session.execute(select(webhooks.c.id, webhooks.c.url).where(
+                webhooks.c.event_slug == slug)).all())
         return self._hooks[slug]
 
     def deliveries_for(self, change: RegistrationStatusChanged) -> list[dict]:

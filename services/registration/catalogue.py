@@ -5,7 +5,6 @@ capacity and notification keep their own copies and never ask for it.
 """
 from __future__ import annotations
 
-
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 

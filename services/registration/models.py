@@ -1,11 +1,10 @@
 """Tables of the registration service: the event catalogue and registrations."""
-from sqlalchemy import (JSON, Column, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, text)
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text
 
-from shared.statuses import ACTIVE, Status, sql_in
 from shared.db import UTCDateTime
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
+from shared.statuses import ACTIVE, Status, sql_in
 
 metadata = MetaData()
 

@@ -19,20 +19,24 @@ from types import SimpleNamespace
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from shared.statuses import ACTIVE, ALL, FINAL, Status
 from shared.clock import utcnow
-from shared.contracts import (Attendee, RegistrationCancelled,
-                              RegistrationConfirmed, RegistrationRequested,
-                              RegistrationStatusChanged, SeatDecided, SeatRules)
+from shared.contracts import (
+    Attendee,
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationRequested,
+    RegistrationStatusChanged,
+    SeatDecided,
+    SeatRules,
+)
 from shared.db import insert_absent, locked, skip_locked
 from shared.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
+from shared.statuses import ACTIVE, ALL, FINAL, Status
 from shared.tokens import attendee_token
 
 from .catalogue import load_event
 from .models import idempotency_keys, registrations
-
-
 
 
 class Links:
@@ -107,12 +111,14 @@ class _EventBatch:
         self.event, self.revision, self.slug = event, revision, event.slug
 
     def register(self, submissions: list[tuple[int, Submission]]) -> dict:
-        results, new = {}, []
+        results: dict[int, dict] = {}
+        new: list[_New] = []
         # Active registrations first, earlier answers second: an earlier
         # answer committed between the two reads is then seen by the second,
         # so a retry of a request that just went through gets its answer,
         # never a Conflict with itself.
-        active = self._active({s.request.email.lower() for _, s in submissions})
+        active = self._active({s.request.email.lower() for _, s in submissions
+                               if isinstance(s.request, RegistrationRequest)})
         earlier = self._earlier({s.idempotency_key for _, s in submissions} - {None})
         in_batch: dict[str, tuple[str, dict]] = {}
         for index, submission in submissions:
@@ -163,7 +169,7 @@ class _EventBatch:
         now = utcnow()
         # Keys first: a concurrent twin holding the same key makes this
         # insert wait for it; if it committed, its answer is the answer.
-        keyed = sorted((n for n in new if n.key), key=lambda n: n.key)
+        keyed = sorted((n for n in new if n.key), key=lambda n: n.key or "")
         claimed = set(insert_absent(self.session, idempotency_keys, [
             {"event_slug": self.slug, "key": n.key, "request_hash": n.request_hash,
              "registration_id": n.answer["id"], "response": json.dumps(n.answer), "created_at": now}
@@ -258,7 +264,7 @@ def _answer_problems(event: EventSpec, answers: dict) -> list:
             problems.append({"field": f"answers.{slug}", "message": "must be true or false"})
         elif question.type != "boolean" and not isinstance(value, str):
             problems.append({"field": f"answers.{slug}", "message": "must be text"})
-        elif question.type == "choice" and value not in question.options:
+        elif question.type == "choice" and value not in (question.options or []):
             problems.append({"field": f"answers.{slug}", "message": "not one of the options"})
     return problems
 
@@ -380,7 +386,10 @@ def stats(session: Session, slug: str) -> dict:
                            .where(registrations.c.event_slug == slug)).all()
     def empty():
         return {status.value: 0 for status in ALL}
-    totals, by_category, by_session, by_language = empty(), {}, {}, {}
+    totals = empty()
+    by_category: dict[str, dict] = {}
+    by_session: dict[str, dict] = {}
+    by_language: dict[str, dict] = {}
     for row in rows:
         totals[row.status] += 1
         by_category.setdefault(row.category or "", empty())[row.status] += 1

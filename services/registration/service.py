@@ -4,23 +4,21 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-
-
 from pydantic import ValidationError
 
-from shared.config import SettingsProvider
-from shared.loop import every
-from shared.statuses import Status
-from shared.contracts import SEAT_DECIDED, SeatDecided
 from shared.batches import batch_handler
+from shared.config import SettingsProvider
+from shared.contracts import SEAT_DECIDED, SeatDecided
 from shared.db import Database, in_transaction, ping, transaction
 from shared.errors import DomainError, Invalid
 from shared.inbox import process_batch
-from shared.messaging import rpc
 from shared.logs import Correlation
+from shared.loop import every
+from shared.messaging import rpc
 from shared.metrics import REGISTRATIONS, EntrypointMetrics
 from shared.outbox import OutboxRelay
 from shared.schemas import EventSpec, RegistrationRequest, field_errors, parse
+from shared.statuses import Status
 
 from . import catalogue, registrations
 from .models import inbox, outbox
@@ -151,4 +149,5 @@ class RegistrationService:
             lambda s, fresh: registrations.apply_seat_decisions(
                 s, self.outbox, self.links, [(r.message, r.correlation_id) for r in fresh]))
         for received in applied:
-            REGISTRATIONS.labels(received.message.outcome).inc()
+            decision: SeatDecided = received.message    # type: ignore[assignment]
+            REGISTRATIONS.labels(decision.outcome).inc()

@@ -6,16 +6,17 @@ waiting list keeps its order."""
 import json
 import shutil
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, invariant, rule)
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
 from services.capacity import ledger, seats
-from services.capacity.models import metadata, outbox as outbox_table, reservations, seat_pools
+from services.capacity.models import metadata, reservations, seat_pools
+from services.capacity.models import outbox as outbox_table
 from shared.contracts import RegistrationCancelled, RegistrationConfirmed, RegistrationRequested
 from shared.db import make_engine, transaction
 from shared.schemas import EventSpec
@@ -82,7 +83,7 @@ class SeatLedger(RuleBasedStateMachine):
         with transaction(self.db) as session:
             seats.reserve(session, self.outbox, RegistrationRequested(
                 registration_id=registration_id, event_slug="conf", category=category,
-                sessions=sessions, requested_at=datetime.now(timezone.utc)))
+                sessions=sessions, requested_at=datetime.now(UTC)))
         return registration_id
 
     @rule(registration_id=registrations)
@@ -102,13 +103,13 @@ class SeatLedger(RuleBasedStateMachine):
     @rule(registration_id=registrations)
     def expire(self, registration_id):
         self.remember_usage()
-        past = datetime.now(timezone.utc) - timedelta(hours=2)
+        past = datetime.now(UTC) - timedelta(hours=2)
         with transaction(self.db) as session:
             session.execute(update(reservations).where(
                 reservations.c.registration_id == registration_id,
                 reservations.c.state == "held").values(hold_expires_at=past))
         with transaction(self.db) as session:
-            seats.expire_hold(session, self.outbox, registration_id, datetime.now(timezone.utc))
+            seats.expire_hold(session, self.outbox, registration_id, datetime.now(UTC))
 
     @rule(capacity=capacities, category_caps=st.tuples(capacities, capacities),
           session_caps=st.tuples(capacities, capacities))

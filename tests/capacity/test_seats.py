@@ -1,6 +1,6 @@
 """Seat decisions against a real (SQLite) database."""
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -10,8 +10,7 @@ from services.capacity import seats
 from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations, seat_pools
 from services.capacity.service import CapacityService
-from shared.contracts import (RegistrationCancelled, RegistrationRequested, SeatDecided, SeatRules,
-                              envelope)
+from shared.contracts import RegistrationCancelled, RegistrationRequested, SeatDecided, SeatRules, envelope
 from shared.db import transaction
 from shared.outbox import Outbox
 from shared.schemas import EventSpec
@@ -39,7 +38,7 @@ def describe(db, outbox, revision=1, **fields):
 def ask(db, outbox, registration_id, category=None, sessions=("day-1",)):
     message = RegistrationRequested(registration_id=registration_id, event_slug="conf",
                                     category=category, sessions=list(sessions),
-                                    requested_at=datetime.now(timezone.utc))
+                                    requested_at=datetime.now(UTC))
     with transaction(db) as session:
         seats.reserve(session, outbox, message)
 
@@ -106,7 +105,7 @@ def ask_with_rules(db, outbox, registration_id, revision=1, **fields):
     spec = EventSpec.model_validate_json(json.dumps(event_document(slug="conf", **fields)))
     message = RegistrationRequested(registration_id=registration_id, event_slug="conf",
                                     category=None, sessions=["day-1"],
-                                    requested_at=datetime.now(timezone.utc),
+                                    requested_at=datetime.now(UTC),
                                     event_revision=revision, seat_rules=SeatRules.of(spec))
     with transaction(db) as session:
         seats.reserve(session, outbox, message)
@@ -134,7 +133,7 @@ def test_the_handler_applies_a_twice_delivered_message_once(db):
     describe(db, RecordingOutbox(outbox_table), capacity=5)
     service = worker_factory(CapacityService, db=db, outbox=Outbox(outbox_table, None, lambda: None))
     body = envelope(RegistrationRequested(registration_id="r1", event_slug="conf", category=None,
-                                          sessions=["day-1"], requested_at=datetime.now(timezone.utc)))
+                                          sessions=["day-1"], requested_at=datetime.now(UTC)))
     service.on_registration_requested([body, body])     # twice in one batch
     service.on_registration_requested([body])           # and again later
     with transaction(db) as session:

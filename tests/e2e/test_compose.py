@@ -88,7 +88,7 @@ def test_the_compose_commands_run_here_as_a_working_system(compose, tmp_path):
             except requests.RequestException:
                 return False
         for name in SERVICES:
-            wait_until(lambda: ready(ports[name]), 60, interval=0.5, message=f"{name} ready")
+            wait_until(lambda name=name: ready(ports[name]), 60, interval=0.5, message=f"{name} ready")
         event = {"slug": "compose-check", "title": {"en": "Compose"}, "timezone": "UTC",
                  "languages": ["en"], "format": "online", "capacity": 5,
                  "sessions": [{"slug": "s", "title": {"en": "S"}, "starts_at": "2027-01-01T10:00:00Z",

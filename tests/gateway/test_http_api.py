@@ -5,8 +5,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.gateway.http_api import (MAX_BODY, Problem, int_arg, read_json, require_admin,
-                                       require_token)
+from services.gateway.http_api import MAX_BODY, Problem, int_arg, read_json, require_admin, require_token
 from shared.tokens import attendee_token
 
 

@@ -7,7 +7,7 @@ import hmac
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -29,7 +29,7 @@ def stack(tmp_path_factory):
 
 
 def soon(seconds):
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def session(slug, starts_at, minutes=60):
@@ -49,7 +49,7 @@ def test_a_reminder_arrives_on_time_and_once_with_two_replicas(stack):
     stack.wait_for_status(answer, "confirmed")
     wait_until(lambda: reminders_to(stack, "reminded@example.org"), 20, interval=0.1,
                message="the reminder")
-    arrived = datetime.now(timezone.utc)
+    arrived = datetime.now(UTC)
     assert due - timedelta(seconds=0.5) <= arrived <= due + timedelta(seconds=3)
     time.sleep(3)
     [reminder] = reminders_to(stack, "reminded@example.org")
@@ -75,7 +75,7 @@ def test_a_moved_session_moves_its_reminder_and_sends_an_updated_invite(stack):
     assert vevent.decoded("DTSTART") == new_start.replace(microsecond=0)
     wait_until(lambda: reminders_to(stack, "moved@example.org"), 15, interval=0.1,
                message="the reminder at the new time")
-    assert datetime.now(timezone.utc) < starts - timedelta(seconds=10)    # not the old time
+    assert datetime.now(UTC) < starts - timedelta(seconds=10)    # not the old time
     time.sleep(2)
     assert len(reminders_to(stack, "moved@example.org")) == 1
 

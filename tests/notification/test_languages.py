@@ -4,7 +4,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from babel.messages.pofile import read_po
@@ -20,7 +20,7 @@ TITLES = {"en": "Conference", "ar": "المؤتمر", "fr": "Conférence", "tr":
           "es": "Conferencia", "ur": "کانفرنس", "ms": "Persidangan"}
 EVENT = EventSpec.model_validate_json(json.dumps(event_document(
     slug="conf", languages=list(SUPPORTED_LANGUAGES), title=TITLES, venue="Istanbul")))
-HOLD = datetime(2027, 3, 1, 12, tzinfo=timezone.utc)
+HOLD = datetime(2027, 3, 1, 12, tzinfo=UTC)
 
 
 def change(status, language, cause=None):

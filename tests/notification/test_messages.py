@@ -3,7 +3,7 @@ calendars are right."""
 import email
 import email.policy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from icalendar import Calendar
@@ -34,7 +34,7 @@ def change(status, cause=None, name="Amira", language="en", **fields):
                "manage": "https://events.example.org/registrations/r1?token=t"}, **fields)
 
 
-HOLD = {"hold_expires_at": datetime(2027, 3, 1, 12, tzinfo=timezone.utc)}
+HOLD = {"hold_expires_at": datetime(2027, 3, 1, 12, tzinfo=UTC)}
 CASES = [("confirmed", None, {}), ("held", None, HOLD), ("waitlisted", None, {"waitlist_position": 4}),
          ("confirmed", "promoted", {}), ("held", "promoted", HOLD), ("rejected", None, {}),
          ("cancelled", None, {}), ("expired", None, {})]
@@ -90,15 +90,15 @@ def test_a_confirmation_carries_a_calendar_of_the_chosen_sessions():
     parsed = Calendar.from_ical(attachment["content"])
     [vevent] = parsed.walk("VEVENT")
     assert vevent["UID"] == "r1.day-1@event-registration"
-    assert vevent.decoded("DTSTART") == datetime(2027, 3, 18, 7, 0, tzinfo=timezone.utc)
+    assert vevent.decoded("DTSTART") == datetime(2027, 3, 18, 7, 0, tzinfo=UTC)
     assert vevent["SEQUENCE"] == 3
 
 
 def test_times_follow_daylight_saving():
     # New York moves to summer time on 2027-03-14; Istanbul has none.
-    before = both_zones(datetime(2027, 3, 13, 12, tzinfo=timezone.utc), "Europe/Istanbul",
+    before = both_zones(datetime(2027, 3, 13, 12, tzinfo=UTC), "Europe/Istanbul",
                         "America/New_York", "en")
-    after = both_zones(datetime(2027, 3, 15, 12, tzinfo=timezone.utc), "Europe/Istanbul",
+    after = both_zones(datetime(2027, 3, 15, 12, tzinfo=UTC), "Europe/Istanbul",
                        "America/New_York", "en")
     assert "7:00" in before[1] and "8:00" in after[1]
     assert "3:00" in before[0] and "3:00" in after[0]

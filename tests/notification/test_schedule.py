@@ -1,7 +1,7 @@
 """Reminders and notices are planned from a registration's status and the
 event's sessions; changes reconcile the plan."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from shared.db import transaction
 from shared.schemas import EventSpec
 from tests.support.documents import event_document
 
-NOW = datetime(2027, 3, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
 
 
 def event(starts_at="2027-03-18T10:00:00+03:00", reminders=("P7D", "P1D", "PT1H")):
@@ -31,7 +31,7 @@ def db(service_db):
 
 def pending(db):
     with transaction(db) as session:
-        return sorted((r.kind, r.session_slug, r.due_at.replace(tzinfo=timezone.utc))
+        return sorted((r.kind, r.session_slug, r.due_at.replace(tzinfo=UTC))
                       for r in session.execute(select(scheduled).where(scheduled.c.state == "pending")))
 
 
@@ -39,14 +39,14 @@ def test_a_confirmed_seat_gets_each_offset_before_each_chosen_session(db):
     with transaction(db) as session:
         schedule.reconcile(session, event(), "r1", "confirmed", ["day-1"], NOW)
     due = [row[2] for row in pending(db)]
-    start = datetime(2027, 3, 18, 7, tzinfo=timezone.utc)
+    start = datetime(2027, 3, 18, 7, tzinfo=UTC)
     assert due == [start - timedelta(days=7), start - timedelta(days=1), start - timedelta(hours=1)]
 
 
 def test_reminders_already_past_are_not_scheduled(db):
     with transaction(db) as session:
         schedule.reconcile(session, event(), "r1", "confirmed", ["day-1"],
-                           datetime(2027, 3, 17, 12, tzinfo=timezone.utc))
+                           datetime(2027, 3, 17, 12, tzinfo=UTC))
     assert [row[2].hour for row in pending(db)] == [6]     # only the hour-before one
 
 
@@ -74,7 +74,7 @@ def test_due_rows_are_claimed(db):
     with transaction(db) as session:
         schedule.reconcile(session, event(), "r1", "confirmed", ["day-1", "day-2"], NOW)
     with transaction(db) as session:
-        due = schedule.claim_due(session, datetime(2027, 3, 12, 12, tzinfo=timezone.utc))
+        due = schedule.claim_due(session, datetime(2027, 3, 12, 12, tzinfo=UTC))
     assert [(r.session_slug, r.kind) for r in due] == [("day-1", "reminder"), ("day-2", "reminder")]
 
 

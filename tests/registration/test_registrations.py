@@ -1,6 +1,6 @@
 """Registration domain logic against a real (SQLite) database, no broker."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -8,8 +8,14 @@ from sqlalchemy import select
 from services.registration import catalogue, registrations
 from services.registration.models import outbox as outbox_table
 from services.registration.models import registrations as registrations_table
-from shared.contracts import (EventPublished, RegistrationCancelled, RegistrationRequested,
-                              RegistrationStatusChanged, SeatDecided, SeatRules)
+from shared.contracts import (
+    EventPublished,
+    RegistrationCancelled,
+    RegistrationRequested,
+    RegistrationStatusChanged,
+    SeatDecided,
+    SeatRules,
+)
 from shared.db import transaction
 from shared.errors import Conflict, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
@@ -169,7 +175,7 @@ def test_only_a_live_hold_can_be_confirmed(db, outbox):
     with pytest.raises(NotAllowed), transaction(db) as session:
         registrations.confirm(session, outbox, answer["id"])
     decide(db, outbox, answer["id"], "held", 1,
-           hold_expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+           hold_expires_at=datetime.now(UTC) - timedelta(seconds=1))
     with pytest.raises(NotAllowed), transaction(db) as session:
         registrations.confirm(session, outbox, answer["id"])
 

@@ -1,17 +1,23 @@
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from shared.contracts import (RegistrationRequested, SeatDecided, SeatRules, UnknownContract,
-                              envelope, open_envelope)
+from shared.contracts import (
+    RegistrationRequested,
+    SeatDecided,
+    SeatRules,
+    UnknownContract,
+    envelope,
+    open_envelope,
+)
 from shared.schemas import EventSpec
 from tests.support.documents import event_document
 
 
 def test_an_envelope_round_trips_with_a_stable_id():
     message = RegistrationRequested(registration_id="r1", event_slug="e", category=None,
-                                    sessions=["day-1"], requested_at=datetime.now(timezone.utc))
+                                    sessions=["day-1"], requested_at=datetime.now(UTC))
     body = envelope(message, correlation_id="c1")
     assert body["type"] == "registration.requested" and body["version"] == 2
     message_id, opened = open_envelope(body, RegistrationRequested)
