@@ -13,10 +13,8 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
-from types import SimpleNamespace
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -26,13 +24,12 @@ from shared.contracts import (
     RegistrationConfirmed,
     RegistrationRequested,
     RegistrationStatusChanged,
-    SeatDecided,
     SeatRules,
 )
-from shared.db import insert_absent, locked, skip_locked
+from shared.db import insert_absent, locked
 from shared.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
-from shared.statuses import ACTIVE, ALL, FINAL, Status
+from shared.statuses import ACTIVE, FINAL, Status
 from shared.tokens import attendee_token
 
 from .catalogue import load_event
@@ -269,76 +266,6 @@ def _answer_problems(event: EventSpec, answers: dict) -> list:
     return problems
 
 
-def apply_seat_decision(session: Session, outbox, links: Links, decision: SeatDecided) -> None:
-    apply_seat_decisions(session, outbox, links, [(decision, None)])
-
-
-def apply_seat_decisions(session: Session, outbox, links: Links,
-                         decisions: list[tuple[SeatDecided, str | None]]) -> None:
-    """Capacity's words (each with its correlation id) become statuses, each
-    change announced. Rows are locked in a fixed order and written once."""
-    ids = sorted({decision.registration_id for decision, _ in decisions})
-    rows = {row.id: row._asdict() for row in session.execute(locked(
-        select(registrations).where(registrations.c.id.in_(ids)).order_by(registrations.c.id),
-        session))}
-    changed, messages = {}, []
-    for decision, correlation_id in decisions:
-        row = rows.get(decision.registration_id)
-        if row is None:
-            raise NotFound(f"no registration {decision.registration_id}")
-        announcement = _decided(row, decision)
-        changed[row["id"]] = row
-        if announcement is not None:
-            previous, cause = announcement
-            messages.append((_status_message(links, SimpleNamespace(**row), previous, cause),
-                             correlation_id))
-    if changed:
-        session.execute(update(registrations).where(registrations.c.id == bindparam("row_id")),
-                        [{"row_id": row["id"], **{k: row[k] for k in _DECISION_FIELDS}}
-                         for row in changed.values()])
-    outbox.add_many(session, messages)
-
-
-_DECISION_FIELDS = ("status", "status_seq", "decision_seq", "waitlist_position",
-                    "hold_expires_at", "updated_at")
-
-
-def _decided(row: dict, decision: SeatDecided) -> tuple[str, str] | None:
-    """Apply one decision to the row (a dict, changed in place); returns
-    (previous status, cause) when it changed the status."""
-    if decision.decision_seq <= row["decision_seq"]:
-        return None   # an older word from capacity, overtaken by a newer one
-    row["decision_seq"] = decision.decision_seq
-    new_status = decision.outcome
-    if row["status"] == Status.CANCELLED or new_status == row["status"]:
-        return None   # the attendee's cancellation stands; capacity releases on its own
-    previous = row["status"]
-    row.update(status=new_status, status_seq=row["status_seq"] + 1, updated_at=utcnow(),
-               waitlist_position=decision.waitlist_position,
-               hold_expires_at=decision.hold_expires_at)
-    return previous, "promoted" if decision.promoted else decision.outcome
-
-
-SLOW_DECISIONS_CLAIM = 200     # pending registrations announced per transaction
-
-
-def announce_slow_decisions(session: Session, outbox, links: Links, older_than: timedelta,
-                            limit: int = SLOW_DECISIONS_CLAIM) -> int:
-    """Registrations still pending after ``older_than`` are announced as
-    such (cause "received"), once: the attendee is told their registration
-    arrived. A decision that comes in time is the first thing announced, so
-    a rush sends no message per registration that nobody needs."""
-    rows = session.execute(skip_locked(select(registrations).where(
-        registrations.c.status == Status.PENDING, registrations.c.status_seq == 0,
-        registrations.c.created_at <= utcnow() - older_than)
-        .order_by(registrations.c.created_at).limit(limit), session)).all()
-    for row in rows:
-        updated = session.execute(update(registrations).where(registrations.c.id == row.id)
-                                  .values(status_seq=1).returning(*registrations.c)).one()
-        _announce(session, outbox, links, updated, previous=None, cause="received")
-    return len(rows)
-
-
 def cancel(session: Session, outbox, links: Links, registration_id: str) -> dict:
     row = _get(session, registration_id, lock=True)
     if row.status == Status.CANCELLED:
@@ -364,53 +291,6 @@ def confirm(session: Session, outbox, registration_id: str) -> dict:
     return view(row)
 
 
-def choices_in_use(session: Session, slug: str) -> dict:
-    """Sessions, categories and languages that active registrations chose."""
-    rows = session.execute(select(registrations.c.sessions, registrations.c.category,
-                                  registrations.c.language).where(
-        registrations.c.event_slug == slug, registrations.c.status.in_(ACTIVE))).all()
-    return {"sessions": {s for row in rows for s in row.sessions},
-            "categories": {row.category for row in rows if row.category},
-            "languages": {row.language for row in rows}}
-
-
-def stats(session: Session, slug: str) -> dict:
-    """Counts by status, overall and per category, session and language.
-
-    Per language counts what attendees chose to listen in, so organisers can
-    staff interpreters; cancelled, rejected and expired registrations are
-    counted but are not listeners."""
-    load_event(session, slug)
-    rows = session.execute(select(registrations.c.status, registrations.c.category,
-                                  registrations.c.sessions, registrations.c.language)
-                           .where(registrations.c.event_slug == slug)).all()
-    def empty():
-        return {status.value: 0 for status in ALL}
-    totals = empty()
-    by_category: dict[str, dict] = {}
-    by_session: dict[str, dict] = {}
-    by_language: dict[str, dict] = {}
-    for row in rows:
-        totals[row.status] += 1
-        by_category.setdefault(row.category or "", empty())[row.status] += 1
-        by_language.setdefault(row.language, empty())[row.status] += 1
-        for chosen in row.sessions:
-            by_session.setdefault(chosen, empty())[row.status] += 1
-    by_category.pop("", None)
-    return {"registrations": totals, "per_category": by_category, "per_session": by_session,
-            "per_language": by_language}
-
-
-def list_for_event(session: Session, slug: str, status: str | None = None) -> list[dict]:
-    """Every registration of an event, oldest first (organisers only)."""
-    load_event(session, slug)
-    query = select(registrations).where(registrations.c.event_slug == slug)
-    if status:
-        query = query.where(registrations.c.status == status)
-    return [view(row) for row in session.execute(query.order_by(registrations.c.created_at,
-                                                                 registrations.c.id))]
-
-
 def get_registration(session: Session, registration_id: str) -> dict:
     return view(_get(session, registration_id))
 
@@ -430,14 +310,14 @@ def _set_status(session, outbox, links, row, status, cause, **changes):
     updated = session.execute(update(registrations).where(registrations.c.id == row.id).values(
         status=status, status_seq=row.status_seq + 1, updated_at=utcnow(), **changes)
         .returning(*registrations.c)).one()
-    _announce(session, outbox, links, updated, previous=row.status, cause=cause)
+    announce_status(session, outbox, links, updated, previous=row.status, cause=cause)
 
 
-def _announce(session, outbox, links, row, previous, cause):
-    outbox.add(session, _status_message(links, row, previous, cause))
+def announce_status(session, outbox, links, row, previous, cause):
+    outbox.add(session, status_message(links, row, previous, cause))
 
 
-def _status_message(links, row, previous, cause) -> RegistrationStatusChanged:
+def status_message(links, row, previous, cause) -> RegistrationStatusChanged:
     return RegistrationStatusChanged(
         registration_id=row.id, event_slug=row.event_slug, status=row.status,
         previous_status=previous, status_seq=row.status_seq, cause=cause,
@@ -450,9 +330,7 @@ def _status_message(links, row, previous, cause) -> RegistrationStatusChanged:
 
 def _get(session: Session, registration_id: str, lock: bool = False):
     query = select(registrations).where(registrations.c.id == registration_id)
-    if lock:
-        query = query.with_for_update()
-    row = session.execute(query).first()
+    row = session.execute(locked(query, session) if lock else query).first()
     if row is None:
         raise NotFound("no such registration")
     return row

@@ -20,7 +20,7 @@ from shared.outbox import OutboxRelay
 from shared.schemas import EventSpec, RegistrationRequest, field_errors, parse
 from shared.statuses import Status
 
-from . import catalogue, registrations
+from . import catalogue, decisions, registrations, reports
 from .models import inbox, outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -79,12 +79,12 @@ class RegistrationService:
     @rpc(expected_exceptions=DomainError)
     def update_event(self, slug: str, changes: dict) -> dict:
         return self._in_transaction(lambda s: catalogue.update_event(
-            s, self.outbox, slug, changes, registrations.choices_in_use))
+            s, self.outbox, slug, changes, reports.choices_in_use))
 
     @rpc(expected_exceptions=DomainError)
     def stats(self, slug: str) -> dict:
         with transaction(self.db) as session:
-            return registrations.stats(session, slug)
+            return reports.stats(session, slug)
 
     @rpc(expected_exceptions=DomainError)
     def get_event(self, slug: str) -> dict:
@@ -111,7 +111,7 @@ class RegistrationService:
     @rpc(expected_exceptions=DomainError)
     def list_registrations(self, slug: str, status: str | None = None) -> list:
         with transaction(self.db) as session:
-            return registrations.list_for_event(session, slug, status)
+            return reports.list_for_event(session, slug, status)
 
     @rpc(expected_exceptions=DomainError)
     def get_registration(self, registration_id: str) -> dict:
@@ -135,10 +135,10 @@ class RegistrationService:
         """Registrations still undecided after RECEIVED_NOTICE_SECONDS are
         announced as pending, so the attendee hears that theirs arrived."""
         def announce(session):
-            return registrations.announce_slow_decisions(session, self.outbox, self.links,
+            return decisions.announce_slow_decisions(session, self.outbox, self.links,
                                                          notice_after)
         notice_after = timedelta(seconds=self.settings.received_notice_seconds)
-        while self._in_transaction(announce) == registrations.SLOW_DECISIONS_CLAIM:
+        while self._in_transaction(announce) == decisions.SLOW_DECISIONS_CLAIM:
             pass
 
     # -- events from capacity ------------------------------------------------
@@ -146,7 +146,7 @@ class RegistrationService:
     def on_seat_decided(self, bodies: list[dict]) -> None:
         applied = process_batch(
             self.db, inbox, bodies, SeatDecided, "on_seat_decided",
-            lambda s, fresh: registrations.apply_seat_decisions(
+            lambda s, fresh: decisions.apply_seat_decisions(
                 s, self.outbox, self.links, [(r.message, r.correlation_id) for r in fresh]))
         for received in applied:
             decision: SeatDecided = received.message    # type: ignore[assignment]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from services.registration import catalogue, registrations
+from services.registration import catalogue, decisions, registrations
 from services.registration.models import outbox as outbox_table
 from services.registration.models import registrations as registrations_table
 from shared.contracts import (
@@ -57,7 +57,7 @@ def decide(db, outbox, registration_id, outcome, seq, **fields):
     decision = SeatDecided(registration_id=registration_id, event_slug="x", outcome=outcome,
                            decision_seq=seq, **fields)
     with transaction(db) as session:
-        registrations.apply_seat_decision(session, outbox, LINKS, decision)
+        decisions.apply_seat_decision(session, outbox, LINKS, decision)
 
 
 def status_of(db, registration_id):
@@ -146,7 +146,7 @@ def test_a_decision_that_takes_long_is_preceded_by_a_received_notice(db, outbox)
     decide(db, outbox, quick["id"], "confirmed", 1)
     for _ in range(2):              # announced once, however often the timer runs
         with transaction(db) as session:
-            registrations.announce_slow_decisions(session, outbox, LINKS, timedelta(0))
+            decisions.announce_slow_decisions(session, outbox, LINKS, timedelta(0))
     decide(db, outbox, slow["id"], "confirmed", 1)
     changes = [(c.registration_id, c.status, c.cause, c.status_seq)
                for c in outbox.of_type(RegistrationStatusChanged)]
@@ -154,7 +154,7 @@ def test_a_decision_that_takes_long_is_preceded_by_a_received_notice(db, outbox)
                        (slow["id"], "pending", "received", 1),
                        (slow["id"], "confirmed", "confirmed", 2)]
     with transaction(db) as session:    # not yet old enough: nothing
-        assert registrations.announce_slow_decisions(session, outbox, LINKS, timedelta(hours=1)) == 0
+        assert decisions.announce_slow_decisions(session, outbox, LINKS, timedelta(hours=1)) == 0
 
 
 def test_cancelling_releases_and_a_later_decision_does_not_revive(db, outbox):

@@ -1,0 +1,59 @@
+"""What organisers read of an event's registrations: the list, the counts
+by status, category, session and language, and the choices in use."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.statuses import ACTIVE, ALL
+
+from .catalogue import load_event
+from .models import registrations
+from .registrations import view
+
+
+def choices_in_use(session: Session, slug: str) -> dict:
+    """Sessions, categories and languages that active registrations chose."""
+    rows = session.execute(select(registrations.c.sessions, registrations.c.category,
+                                  registrations.c.language).where(
+        registrations.c.event_slug == slug, registrations.c.status.in_(ACTIVE))).all()
+    return {"sessions": {s for row in rows for s in row.sessions},
+            "categories": {row.category for row in rows if row.category},
+            "languages": {row.language for row in rows}}
+
+
+def stats(session: Session, slug: str) -> dict:
+    """Counts by status, overall and per category, session and language.
+
+    Per language counts what attendees chose to listen in, so organisers can
+    staff interpreters; cancelled, rejected and expired registrations are
+    counted but are not listeners."""
+    load_event(session, slug)
+    rows = session.execute(select(registrations.c.status, registrations.c.category,
+                                  registrations.c.sessions, registrations.c.language)
+                           .where(registrations.c.event_slug == slug)).all()
+    def empty():
+        return {status.value: 0 for status in ALL}
+    totals = empty()
+    by_category: dict[str, dict] = {}
+    by_session: dict[str, dict] = {}
+    by_language: dict[str, dict] = {}
+    for row in rows:
+        totals[row.status] += 1
+        by_category.setdefault(row.category or "", empty())[row.status] += 1
+        by_language.setdefault(row.language, empty())[row.status] += 1
+        for chosen in row.sessions:
+            by_session.setdefault(chosen, empty())[row.status] += 1
+    by_category.pop("", None)
+    return {"registrations": totals, "per_category": by_category, "per_session": by_session,
+            "per_language": by_language}
+
+
+def list_for_event(session: Session, slug: str, status: str | None = None) -> list[dict]:
+    """Every registration of an event, oldest first (organisers only)."""
+    load_event(session, slug)
+    query = select(registrations).where(registrations.c.event_slug == slug)
+    if status:
+        query = query.where(registrations.c.status == status)
+    return [view(row) for row in session.execute(query.order_by(registrations.c.created_at,
+                                                                 registrations.c.id))]
