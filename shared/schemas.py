@@ -242,3 +242,17 @@ class AnnouncementRequest(Strict):
 
 class WebhookRequest(Strict):
     url: HttpUrl
+
+
+_revisions: dict[tuple[str, int], EventSpec] = {}
+
+
+def event_revision(slug: str, revision: int, document) -> EventSpec:
+    """A stored event document, parsed. A revision never changes once
+    written, so its parsed form is kept (for the last thousand)."""
+    key = (slug, revision)
+    if key not in _revisions:
+        if len(_revisions) > 1000:
+            _revisions.clear()
+        _revisions[key] = parse(EventSpec, document)
+    return _revisions[key]

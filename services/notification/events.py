@@ -1,16 +1,14 @@
 """The events as this service last heard of them (``event.published``): each
-kept at its newest revision, parsed once per revision."""
+kept at its newest revision."""
 from __future__ import annotations
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import EventNotKnownYet
-from shared.schemas import EventSpec, parse
+from shared.schemas import EventSpec, event_revision
 
 from .models import event_copies
-
-_parsed: dict[tuple[str, int], EventSpec] = {}
 
 
 def store(session: Session, event: EventSpec, revision: int) -> tuple[bool, EventSpec | None]:
@@ -26,7 +24,7 @@ def store(session: Session, event: EventSpec, revision: int) -> tuple[bool, Even
         return False, None   # an older description, overtaken by a newer one
     session.execute(update(event_copies).where(event_copies.c.slug == event.slug)
                     .values(revision=revision, spec=document))
-    return True, _parse(current.slug, current.revision, current.spec)
+    return True, event_revision(current.slug, current.revision, current.spec)
 
 
 def get(session: Session, slug: str) -> tuple[EventSpec, int]:
@@ -34,7 +32,7 @@ def get(session: Session, slug: str) -> tuple[EventSpec, int]:
     row = session.execute(select(event_copies).where(event_copies.c.slug == slug)).first()
     if row is None:
         raise EventNotKnownYet(slug)
-    return _parse(slug, row.revision, row.spec), row.revision
+    return event_revision(slug, row.revision, row.spec), row.revision
 
 
 def reader(session: Session):
@@ -47,12 +45,3 @@ def reader(session: Session):
         return known[slug]
     return event_for
 
-
-def _parse(slug: str, revision: int, document) -> EventSpec:
-    """A revision never changes once written, so its parsed form can be kept."""
-    key = (slug, revision)
-    if key not in _parsed:
-        if len(_parsed) > 1000:
-            _parsed.clear()
-        _parsed[key] = parse(EventSpec, document)
-    return _parsed[key]

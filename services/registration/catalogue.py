@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.contracts import EventPublished
+from shared.db import locked
 from shared.errors import Conflict, NotFound
-from shared.schemas import EventSpec, parse
+from shared.schemas import EventSpec, event_revision, parse
 
 from .models import events
 
@@ -31,7 +32,6 @@ def create_event(session: Session, outbox, spec: EventSpec) -> dict:
     return document
 
 
-_parsed: dict[tuple[str, int], EventSpec] = {}
 
 
 def load_event(session: Session, slug: str, lock: str | None = None) -> tuple[EventSpec, int]:
@@ -40,17 +40,11 @@ def load_event(session: Session, slug: str, lock: str | None = None) -> tuple[Ev
     waits for those and keeps them out."""
     query = select(events.c.spec, events.c.revision).where(events.c.slug == slug)
     if lock:
-        query = query.with_for_update(read=lock == "share")
+        query = locked(query, session, read=lock == "share")
     row = session.execute(query).first()
     if row is None:
         raise NotFound(f"no event {slug!r}")
-    # A revision never changes once written, so its parsed form can be kept.
-    key = (slug, row.revision)
-    if key not in _parsed:
-        if len(_parsed) > 1000:
-            _parsed.clear()
-        _parsed[key] = parse(EventSpec, row.spec)
-    return _parsed[key], row.revision
+    return event_revision(slug, row.revision, row.spec), row.revision
 
 
 def replace_event(session: Session, outbox, spec: EventSpec, revision: int) -> dict:
@@ -73,7 +67,7 @@ def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_
     from pydantic import ValidationError
 
     from shared.errors import Invalid
-    from shared.schemas import field_errors, parse
+    from shared.schemas import field_errors
 
     spec, revision = load_event(session, slug, lock="update")
     if "slug" in changes and changes["slug"] != slug:
