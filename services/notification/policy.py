@@ -30,12 +30,14 @@ def status_changes(session: Session, event_for, changes: list[tuple[Registration
     each change calls for, and bring each registration's scheduled messages
     in line with its newest status. ``event_for(slug)`` gives (event,
     revision). Returns how many deliveries were queued."""
-    newest = _remember_all(session, [change for change, _ in changes])
+    newest, known = _remember_all(session, [change for change, _ in changes])
     hooks = webhooks.HooksOf(session)
     rows = []
     for change, correlation_id in changes:
         event, revision = event_for(change.event_slug)
-        rows.extend(hooks.deliveries_for(change))
+        rows.extend(hooks.deliveries_for(change))     # webhooks get every change, numbered
+        if known.get(change.registration_id, -1) >= change.status_seq:
+            continue     # overtaken by a change already told: "confirmed" after "cancelled" is stale
         composed = messages.compose_status(event, revision, change, organiser)
         if composed is not None:
             kind, draft = composed
@@ -47,16 +49,18 @@ def status_changes(session: Session, event_for, changes: list[tuple[Registration
     return deliveries.enqueue_many(session, rows)
 
 
-def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) -> list:
+def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) -> tuple[list, dict]:
     """Keep the newest snapshot of each registration; returns the changes
-    that are now the newest of their registration (older ones change nothing)."""
+    that are now the newest of their registration (older ones change nothing)
+    and the status_seq known of each before this batch."""
     latest: dict[str, RegistrationStatusChanged] = {}
     for change in changes:
         known = latest.get(change.registration_id)
         if known is None or known.status_seq < change.status_seq:
             latest[change.registration_id] = change
-    stored: dict[str, int] = dict(session.execute(select(attendees.c.registration_id, attendees.c.status_seq).where(
-        attendees.c.registration_id.in_(sorted(latest)))).all())
+    stored: dict[str, int] = dict(session.execute(
+        select(attendees.c.registration_id, attendees.c.status_seq).where(
+            attendees.c.registration_id.in_(sorted(latest)))).all())
     inserts, updates = [], []
     for registration_id in sorted(latest):
         change = latest[registration_id]
@@ -72,7 +76,7 @@ def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) ->
         session.execute(attendees.insert(), inserts)
     if updates:
         session.execute(update(attendees).where(attendees.c.registration_id == bindparam("key")), updates)
-    return list(latest.values())
+    return list(latest.values()), stored
 
 
 def event_published(session: Session, event: EventSpec, revision: int, organiser: str) -> bool:

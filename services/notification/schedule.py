@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -49,7 +49,8 @@ def reconcile(session: Session, event: EventSpec, registration_id: str, status: 
 def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, str, list[str]]],
                    now: datetime | None = None) -> None:
     """For each (event, registration id, status, sessions): cancel what is
-    pending but no longer called for, schedule what is called for but absent."""
+    pending but no longer called for, schedule what is called for but absent
+    or cancelled (a session moved and moved back)."""
     if not registrations:
         return
     now = now or utcnow()
@@ -60,15 +61,17 @@ def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, s
         existing.setdefault(row.registration_id, {})[row.cause] = row.state
     stale: list[str] = []
     new: list[dict] = []
+    revived: list[dict] = []
     for event, registration_id, status, sessions in registrations:
         wanted = desired(event, registration_id, status, sessions, now)
         have = existing.get(registration_id, {})
         stale.extend(cause for cause, state in have.items() if state == "pending" and cause not in wanted)
         for cause, values in wanted.items():
+            if have.get(cause) not in (None, "cancelled") or values["due_at"] <= now:
+                continue   # already pending or sent, or its moment passed before the seat was given
             if cause in have:
+                revived.append({"key": cause, "due": values["due_at"]})
                 continue
-            if values["due_at"] <= now:
-                continue   # a reminder whose moment passed before the seat was given
             new.append({"cause": cause, "registration_id": registration_id, "event_slug": event.slug,
                         "state": "pending", "created_at": now, **values})
     if stale:
@@ -76,6 +79,9 @@ def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, s
                         .values(state="cancelled"))
     if new:
         session.execute(scheduled.insert(), sorted(new, key=lambda row: row["cause"]))
+    if revived:
+        session.execute(update(scheduled).where(scheduled.c.cause == bindparam("key"))
+                        .values(state="pending", due_at=bindparam("due")), revived)
 
 
 CLAIM = 200          # due rows taken per transaction
