@@ -128,9 +128,8 @@ class Settings:
             raise ValueError(f"unknown service {service!r}")
         database_url = None
         if service is not None and service != "gateway":
-            database_url = os.environ.get(
-                f"{service.upper()}_DATABASE_URL", f"sqlite:///{var_dir()}/{service}.db"
-            )
+            database_url = (os.environ.get(f"{service.upper()}_DATABASE_URL")
+                            or f"sqlite:///{var_dir()}/{service}.db")
         return cls(
             service=service,
             amqp_uri=os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/"),
