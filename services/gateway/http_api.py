@@ -1,20 +1,24 @@
 """The HTTP side of the gateway as plain functions: reading bodies, checking
-credentials, and turning every failure into an RFC 9457 problem document.
-Nothing here knows nameko; ``service.py`` wires it to the entrypoints."""
+credentials, answering through a model, and turning every failure into an
+RFC 9457 problem document. Nothing here knows nameko (``routing.py`` does)."""
 from __future__ import annotations
 
+import hmac
 import json
+from functools import cache
 
 import eventlet
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 from nameko.exceptions import RemoteError, UnknownService
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.wrappers import Request, Response
 
 from shared.errors import DomainError
 from shared.schemas import field_errors, parse
 from shared.tokens import token_is_valid
+
+from .models import ProblemDocument
 
 MAX_BODY = 64 * 1024
 # Errors a service raises when its database connection dropped: worth a retry.
@@ -38,13 +42,30 @@ class Problem(Exception):
             body["detail"] = self.detail
         if self.fields:
             body["errors"] = self.fields
-        return Response(json.dumps(body, ensure_ascii=False), status=self.status,
-                        mimetype="application/problem+json", headers=self.headers)
+        return answer(ProblemDocument, body, self.status, self.headers,
+                      mimetype="application/problem+json")
 
 
-def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status,
-                    mimetype="application/json", headers=headers or {})
+@cache
+def _adapter(shape) -> TypeAdapter:
+    return TypeAdapter(shape)
+
+
+def answer(shape, data, status: int = 200, headers: dict | None = None,
+           mimetype: str = "application/json") -> Response:
+    """``data`` as JSON, through ``shape`` (a model of models.py, or e.g.
+    ``list[Registration]``): a field the shape does not know, or a value of
+    the wrong type, is a bug here, not something to send on."""
+    adapter = _adapter(shape)
+    value = adapter.validate_json(json.dumps(data))
+    body = adapter.dump_python(value, mode="json", exclude_unset=True)
+    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=mimetype,
+                    headers=headers or {})
+
+
+def attachment(body: str, mimetype: str, filename: str) -> Response:
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def read_json(request: Request, media_types=("application/json",)) -> dict:
@@ -76,7 +97,6 @@ def validate(model: type[BaseModel], data: dict) -> BaseModel:
 
 
 def require_admin(request: Request, admin_key: str) -> None:
-    import hmac
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), admin_key.encode()):
@@ -120,17 +140,3 @@ def call(method, *args, timeout: float = RPC_TIMEOUT, **kwargs):
         raise Problem(503, "Service unavailable", "the message broker cannot be reached",
                       headers={"Retry-After": "5"}) from exc
 
-
-def int_arg(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Problem(400, "Bad query parameter", f"{name} must be a whole number",
-                      [{"field": name, "message": "not a whole number"}]) from None
-    if not low <= value <= high:
-        raise Problem(400, "Bad query parameter", f"{name} must be between {low} and {high}",
-                      [{"field": name, "message": f"between {low} and {high}"}])
-    return value

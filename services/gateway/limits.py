@@ -81,9 +81,10 @@ def with_cors(response: Response, request: Request, allowed: tuple[str, ...]) ->
 
 
 def preflight(request: Request, allowed: tuple[str, ...]) -> Response:
+    """The answer to a browser's OPTIONS; ``with_cors`` then adds the origin."""
     response = Response(status=204)
     if allowed_origin(request, allowed):
         response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
-    return with_cors(response, request, allowed)
+    return response

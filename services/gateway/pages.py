@@ -2,7 +2,7 @@
 page of an event and the page behind an attendee's emailed link."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import available_timezones
 
@@ -13,6 +13,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.i18n import localized, translations
 from shared.schemas import RTL_LANGUAGES
+from shared.statuses import ACTIVE, Status
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -28,19 +29,22 @@ SECURITY_HEADERS = {
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment(language: str) -> SandboxedEnvironment:
     env = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
                                autoescape=select_autoescape(("html", "html.j2")),
                                extensions=["jinja2.ext.i18n"])
-    env.install_gettext_translations(translations(LOCALES, language), newstyle=True)
+    env.install_gettext_translations(translations(LOCALES, language), newstyle=True)  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
     return env
-
-
 
 
 def html(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/html", headers=SECURITY_HEADERS)
+
+
+def not_found() -> Response:
+    """An unknown event or registration, a wrong token, an id of the wrong shape."""
+    return html("<!DOCTYPE html><title>Not found</title><p>No such page.</p>", 404)
 
 
 def page_language(request: Request, languages: list[str]) -> str:
@@ -52,7 +56,7 @@ def page_language(request: Request, languages: list[str]) -> str:
 
 
 def language_name(code: str) -> str:
-    return Locale.parse(code).get_display_name(code).capitalize()
+    return (Locale.parse(code).get_display_name(code) or code).capitalize()
 
 
 @lru_cache(maxsize=8)
@@ -114,7 +118,7 @@ def register(request: Request, event: dict) -> Response:
 def manage(registration: dict, event: dict, token: str) -> Response:
     language = registration["language"]
     body = environment(language).get_template("manage.html.j2").render(
-        registration=registration, token=token, lang=language,
+        registration=registration, token=token, lang=language, Status=Status, ACTIVE=ACTIVE,
         dir="rtl" if language in RTL_LANGUAGES else "ltr",
         title=localized(event["title"], language, event["languages"][0]))
     return html(body)

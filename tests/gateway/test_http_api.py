@@ -5,7 +5,8 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.gateway.http_api import MAX_BODY, Problem, int_arg, read_json, require_admin, require_token
+from services.gateway.http_api import MAX_BODY, Problem, read_json, require_admin, require_token
+from services.gateway.params import IDEMPOTENCY_KEY, STATUS, WAIT
 from shared.tokens import attendee_token
 
 
@@ -54,10 +55,16 @@ def test_attendee_tokens_are_checked():
     assert status_of(lambda: require_token(make_request(query={"token": "ÆU"}), "s", "ÆU")) == 404
 
 
-def test_query_numbers_are_bounded():
-    assert int_arg(make_request(query={"wait": "5"}), "wait", 0, 0, 30) == 5
-    assert status_of(lambda: int_arg(make_request(query={"wait": "99"}), "wait", 0, 0, 30)) == 400
-    assert status_of(lambda: int_arg(make_request(query={"wait": "x"}), "wait", 0, 0, 30)) == 400
+def test_query_parameters_and_headers_are_read_within_their_bounds():
+    assert WAIT.read(make_request(query={"wait": "5"})) == 5
+    assert WAIT.read(make_request()) == 0
+    assert status_of(lambda: WAIT.read(make_request(query={"wait": "99"}))) == 400
+    assert status_of(lambda: WAIT.read(make_request(query={"wait": "x"}))) == 400
+    assert STATUS.read(make_request(query={"status": "held"})) == "held"
+    assert STATUS.read(make_request()) is None
+    assert status_of(lambda: STATUS.read(make_request(query={"status": "lost"}))) == 400
+    assert IDEMPOTENCY_KEY.read(make_request(headers={"Idempotency-Key": "k 1"})) == "k 1"
+    assert status_of(lambda: IDEMPOTENCY_KEY.read(make_request(headers={"Idempotency-Key": "a\x7f"}))) == 400
 
 
 def test_the_rate_limiter_refills_evenly():

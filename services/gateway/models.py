@@ -1,0 +1,143 @@
+"""The documents the gateway answers with, as pydantic models.
+
+Handlers build every JSON answer through one of these (``http_api.answer``)
+and the OpenAPI document shows the same models, so what the API returns and
+what it says it returns are one thing. Unknown fields are refused
+(``extra="forbid"``): a field a service starts returning fails loudly here
+until the model, and with it the document, says it.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, WithJsonSchema, create_model
+
+from shared.schemas import EventSpec
+from shared.statuses import ALL, Status
+
+# The services send times as ISO 8601 text; the gateway passes them on unchanged.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ProblemField(Answer):
+    field: str
+    message: str
+
+
+class ProblemDocument(Answer):
+    """RFC 9457; ``errors`` names each offending field."""
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[ProblemField] | None = None
+
+
+class Links(Answer):
+    self: str
+    cancel: str
+    confirm: str
+    calendar: str
+    manage: str
+
+
+class RegistrationAccepted(Answer):
+    id: str
+    status: Status
+    token: str
+    links: Links
+
+
+class Registration(Answer):
+    id: str
+    event: str
+    status: Status
+    waitlist_position: int | None
+    hold_expires_at: Timestamp | None
+    name: str
+    email: str
+    language: str
+    timezone: str
+    country: str | None
+    category: str | None
+    sessions: list[str]
+    answers: dict[str, str | bool]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class Pool(Answer):
+    capacity: int | None
+    used: int
+    left: int | None
+
+
+class Seats(Answer):
+    pools: dict[str, Pool]
+    states: dict[str, int]
+
+
+class Event(EventSpec):
+    """An event as stored; without the organiser key, no ``join_url`` and
+    ``revision``; with it, also ``seats``."""
+    revision: int | None = None
+    seats: Seats | None = None
+
+
+class EventPatch(BaseModel):
+    """Any top-level fields of an event but its slug; the registration
+    service checks the event they make."""
+
+    @classmethod
+    def model_json_schema(cls, *args, **kwargs) -> dict:
+        schema = EventSpec.model_json_schema(*args, **kwargs)
+        schema["properties"].pop("slug")
+        schema.pop("required", None)
+        return {**schema, "title": "EventPatch"}
+
+
+def _with_counts(name: str, doc: str, count, before: dict, after: dict | None = None) -> Any:
+    """A model with one count per status (shared.statuses) between the fields
+    ``before`` and ``after``; made at run time so that a new status is
+    counted without an edit here."""
+    counts = {status.value: count for status in ALL}
+    return create_model(name, __base__=Answer, __doc__=doc, **before, **counts, **(after or {}))
+
+
+Counts = _with_counts("Counts", "Registrations by status.", (int, ...), {})
+PoolCounts = _with_counts("PoolCounts", "A category's or session's pool and counts; a status "
+                          "nobody is in is left out.", (int, 0), {"seats": (Pool | None, None)})
+# mypy cannot see a model made at run time as a type.
+ByPool = dict[str, PoolCounts]  # type: ignore[valid-type]
+Stats = _with_counts(
+    "Stats", "Seats and counts: the event's, then per category, session and language.",
+    (int, ...), {"event": (str, ...), "seats": (Pool, ...)},
+    {"per_category": (ByPool, ...), "per_session": (ByPool, ...),
+     "per_language": (dict[str, Counts], ...)})  # type: ignore[valid-type]
+
+
+class Webhook(Answer):
+    """The secret (and the event) only in the answer that creates it."""
+    id: str
+    event_slug: str | None = None
+    url: str
+    secret: str | None = None
+    created_at: Timestamp
+
+
+class AnnouncementAccepted(Answer):
+    id: str
+    recipients: int
+
+
+class Health(Answer):
+    status: str
+
+
+class Ready(Answer):
+    status: str
+    checks: dict[str, str]

@@ -1,0 +1,95 @@
+"""The query parameters and headers the routes read. Each is declared once:
+the handler reads it through the declaration (a Problem 400 when it is not
+valid) and the OpenAPI document describes it from the same declaration."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from werkzeug.wrappers import Request
+
+from shared.statuses import ALL
+
+from .http_api import Problem
+
+
+@dataclass(frozen=True, kw_only=True)
+class Param:
+    name: str
+    description: str
+    required: bool = False
+    where = "query"
+
+    def schema(self) -> dict:
+        return {"type": "string"}
+
+    def bad(self, message: str) -> Problem:
+        return Problem(400, "Bad query parameter", f"{self.name}: {message}",
+                       [{"field": self.name, "message": message}])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Number(Param):
+    low: int
+    high: int
+    default: int
+
+    def schema(self) -> dict:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high}
+
+    def read(self, request: Request) -> int:
+        raw = request.args.get(self.name)
+        if raw is None:
+            return self.default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.bad("not a whole number") from None
+        if not self.low <= value <= self.high:
+            raise self.bad(f"between {self.low} and {self.high}")
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Choice(Param):
+    choices: tuple[str, ...]
+    default: str | None = None
+
+    def schema(self) -> dict:
+        return {"type": "string", "enum": list(self.choices)}
+
+    def read(self, request: Request) -> str | None:
+        value = request.args.get(self.name, self.default)
+        if value is not None and value not in self.choices:
+            raise self.bad(f"one of {', '.join(self.choices)}")
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Key(Param):
+    """A client's key for repeats: the same key, the same outcome."""
+    where = "header"
+    max_length: int = 200
+
+    def schema(self) -> dict:
+        return {"type": "string", "minLength": 1, "maxLength": self.max_length}
+
+    def read(self, request: Request) -> str | None:
+        value = request.headers.get(self.name)
+        if value is not None and not (1 <= len(value) <= self.max_length and value.isprintable()):
+            message = f"1 to {self.max_length} printable characters"
+            raise Problem(400, f"Bad {self.name}", message, [{"field": self.name, "message": message}])
+        return value
+
+
+MAX_WAIT = 30
+WAIT = Number(name="wait", low=0, high=MAX_WAIT, default=0,
+              description="seconds to wait while the status is pending")
+STATUS = Choice(name="status", choices=tuple(s.value for s in ALL),
+                description="only registrations in this status")
+FORMAT = Choice(name="format", choices=("json", "csv"), default="json", description="json or csv")
+LANG = Param(name="lang", description="the page's language, if the event offers it")
+# Read by the route itself (routing.py: attendee routes).
+TOKEN = Param(name="token", required=True,
+              description="the attendee token from the registration's answer")
+IDEMPOTENCY_KEY = Key(name="Idempotency-Key",
+                      description="a repeat with the same key returns the first answer")

@@ -1,0 +1,57 @@
+"""What the gateway makes of its services' answers, with no HTTP in it: the
+public view of an event, an event's stats from registration's counts and
+capacity's seats, and a registration once it is no longer pending."""
+from __future__ import annotations
+
+import time
+
+from shared.statuses import Status
+
+# An event's fields only its organisers see.
+PRIVATE_EVENT_FIELDS = ("join_url", "revision")
+
+
+def public_event(event: dict) -> dict:
+    return {key: value for key, value in event.items() if key not in PRIVATE_EVENT_FIELDS}
+
+
+def stats(slug: str, registration_stats: dict, event_seats: dict) -> dict:
+    """``registration.stats`` (counts by status, overall and per category,
+    session and language) with ``capacity.event_seats`` (each pool's seats)."""
+    pools = event_seats["pools"]
+    event_pool = pools.get("event", {})
+    return {
+        "event": slug,
+        "seats": {"capacity": event_pool.get("capacity"), "used": event_pool.get("used", 0),
+                  "left": event_pool.get("left")},
+        **registration_stats["registrations"],
+        "per_category": _with_pools(registration_stats["per_category"], pools, "category"),
+        "per_session": _with_pools(registration_stats["per_session"], pools, "session"),
+        "per_language": registration_stats["per_language"],
+    }
+
+
+def _with_pools(counts: dict, pools: dict, kind: str) -> dict:
+    """Counts per category or session, each with its own pool's seats
+    (capacity names those pools ``category:<slug>`` and ``session:<slug>``)."""
+    merged = {}
+    for key, pool in pools.items():
+        if key.startswith(kind + ":"):
+            merged[key.split(":", 1)[1]] = {"seats": pool}
+    for slug, by_status in counts.items():
+        merged.setdefault(slug, {}).update(by_status)
+    return merged
+
+
+def wait_while_pending(fetch, seconds: float, sleep, clock=time.monotonic) -> dict:
+    """``fetch()`` again until the registration is no longer pending or
+    ``seconds`` have passed. The pauses grow, so that a crowd of waiting
+    pages does not crowd out the registrations themselves during a rush."""
+    deadline = clock() + seconds
+    registration = fetch()
+    pause = 0.1
+    while registration["status"] == Status.PENDING and clock() < deadline:
+        sleep(min(pause, max(0.0, deadline - clock())))
+        pause = min(pause * 1.5, 1.0)
+        registration = fetch()
+    return registration
