@@ -56,20 +56,14 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default, kind=float):
+    """A whole number (``kind=int``) or any number, else one clear line."""
     raw = os.environ.get(name, "")
     try:
-        return int(raw) if raw.strip() else default
+        return kind(raw) if raw.strip() else default
     except ValueError:
-        raise SystemExit(f"error: {name}={raw!r} is not a whole number") from None
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        return float(raw) if raw.strip() else default
-    except ValueError:
-        raise SystemExit(f"error: {name}={raw!r} is not a number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise SystemExit(f"error: {name}={raw!r} is not {what}") from None
 
 
 def _floats(name: str, default: str) -> tuple[float, ...]:
@@ -136,22 +130,22 @@ class Settings:
             gateway_address=os.environ.get("GATEWAY_ADDRESS", "0.0.0.0:8000"),
             database_url=database_url,
             smtp_host=os.environ.get("SMTP_HOST", "localhost"),
-            smtp_port=_int("SMTP_PORT", 1025),
+            smtp_port=_number("SMTP_PORT", 1025, int),
             smtp_from=os.environ.get("SMTP_FROM", "events@localhost"),
-            smtp_connections=max(1, _int("SMTP_CONNECTIONS", 4)),
+            smtp_connections=max(1, _number("SMTP_CONNECTIONS", 4, int)),
             public_base_url=os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
-            metrics_port=_int("METRICS_PORT", DEFAULT_METRICS_PORTS[service or "gateway"]),
-            reminder_poll_seconds=_float("REMINDER_POLL_SECONDS", 5.0),
-            rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 120),
+            metrics_port=_number("METRICS_PORT", DEFAULT_METRICS_PORTS[service or "gateway"], int),
+            reminder_poll_seconds=_number("REMINDER_POLL_SECONDS", 5.0),
+            rate_limit_per_minute=_number("RATE_LIMIT_PER_MINUTE", 120, int),
             cors_allowed_origins=tuple(o.strip().rstrip("/") for o in
                                        os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",")
                                        if o.strip()),
             trust_forwarded_for=_flag("TRUST_FORWARDED_FOR"),
             webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
-            received_notice_seconds=_float("RECEIVED_NOTICE_SECONDS", 20.0),
+            received_notice_seconds=_number("RECEIVED_NOTICE_SECONDS", 20.0),
             handler_retry_delays=_floats("HANDLER_RETRY_DELAYS", "1,5,30,120"),
             event_queue_type=_choice("EVENT_QUEUE_TYPE", "classic", ("classic", "quorum")),
-            startup_wait_seconds=_float("STARTUP_WAIT_SECONDS", 10.0),
+            startup_wait_seconds=_number("STARTUP_WAIT_SECONDS", 10.0),
             log_format=_choice("LOG_FORMAT", "text", ("text", "json")),
             log_level=(os.environ.get("LOG_LEVEL") or "INFO").upper(),
         )

@@ -35,7 +35,7 @@ class Correlation(DependencyProvider):
 
     # nameko injects dependencies before it calls worker_setup: choose here.
     def get_dependency(self, worker_ctx):
-        correlation_id = worker_ctx.data.get("correlation_id") or _request_id(worker_ctx) \
+        correlation_id = worker_ctx.data.get("correlation_id") or _http_request_id(worker_ctx) \
             or uuid.uuid4().hex
         worker_ctx.data["correlation_id"] = correlation_id
         return correlation_id
@@ -47,13 +47,17 @@ class Correlation(DependencyProvider):
         _context.correlation_id = None
 
 
-def _request_id(worker_ctx) -> str | None:
+def request_id(headers) -> str | None:
+    """The client's X-Request-Id, if it is one we can carry and log."""
+    value = headers.get("X-Request-Id", "")
+    return value if value and len(value) <= 100 and value.isprintable() else None
+
+
+def _http_request_id(worker_ctx) -> str | None:
     for arg in worker_ctx.args:
         headers = getattr(arg, "headers", None)
         if headers is not None and hasattr(arg, "environ"):
-            value = headers.get("X-Request-Id", "")
-            if value and len(value) <= 100 and value.isprintable():
-                return value
+            return request_id(headers)
     return None
 
 

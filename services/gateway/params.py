@@ -23,8 +23,11 @@ class Param:
         return {"type": "string"}
 
     def bad(self, message: str) -> Problem:
-        return Problem(400, "Bad query parameter", f"{self.name}: {message}",
-                       [{"field": self.name, "message": message}])
+        if self.where == "query":
+            title, detail = "Bad query parameter", f"{self.name}: {message}"
+        else:
+            title, detail = f"Bad {self.name}", message
+        return Problem(400, title, detail, [{"field": self.name, "message": message}])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +79,7 @@ class Key(Param):
     def read(self, request: Request) -> str | None:
         value = request.headers.get(self.name)
         if value is not None and not (1 <= len(value) <= self.max_length and value.isprintable()):
-            message = f"1 to {self.max_length} printable characters"
-            raise Problem(400, f"Bad {self.name}", message, [{"field": self.name, "message": message}])
+            raise self.bad(f"1 to {self.max_length} printable characters")
         return value
 
 

@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map
 from werkzeug.wrappers import Request, Response
 
+from shared import logs
 from shared.schemas import SLUG
 
 from . import limits, pages
@@ -83,8 +84,7 @@ class RateLimit(SharedExtension):
 def request_id(request: Request) -> str:
     """For an answer given before any worker ran (which would take the id
     from shared.logs.Correlation): the client's X-Request-Id, else a new one."""
-    given = request.headers.get("X-Request-Id", "")
-    return given if given and len(given) <= 100 and given.isprintable() else uuid.uuid4().hex
+    return logs.request_id(request.headers) or uuid.uuid4().hex
 
 
 class ApiServer(WebServer):

@@ -16,9 +16,6 @@ from shared.schemas import EventSpec, event_revision, parse
 
 from .models import events
 
-PUBLIC_FIELDS = ("slug", "title", "timezone", "languages", "format", "venue", "capacity",
-                 "waitlist", "confirmation_window", "categories", "sessions", "questions")
-
 
 def create_event(session: Session, outbox, spec: EventSpec) -> dict:
     if session.execute(select(events.c.slug).where(events.c.slug == spec.slug)).first():
