@@ -34,6 +34,7 @@ from .routing import ATTENDEE, ORGANISER, route
 PATCH_MEDIA = ("application/json", "application/merge-patch+json")
 EVENT = "/api/v1/events/<slug:slug>"
 REGISTRATION = "/api/v1/registrations/<id:registration_id>"
+LIVE_POSITION_TIMEOUT = 2.0     # seconds; then the recorded place in line answers
 
 
 class Gathering(DependencyProvider):
@@ -153,9 +154,20 @@ class GatewayService:
             lambda: call(self.registration.get_registration, registration_id),
             WAIT.read(request), eventlet.sleep)
         if registration["status"] == Status.WAITLISTED:
-            live = call(self.capacity.waitlist_position, registration_id)
-            registration["waitlist_position"] = live or registration["waitlist_position"]
+            registration["waitlist_position"] = (self._live_position(registration_id)
+                                                 or registration["waitlist_position"])
         return answer(Registration, registration)
+
+    def _live_position(self, registration_id) -> int | None:
+        """Capacity's current place in line, fresher than the one recorded
+        with the last decision; without capacity (restarting, say) the
+        recorded one answers instead of a 503."""
+        try:
+            return call(self.capacity.waitlist_position, registration_id, timeout=LIVE_POSITION_TIMEOUT)
+        except Problem as problem:
+            if problem.status != 503:
+                raise
+            return None
 
     @route("POST", REGISTRATION + "/confirm", caller=ATTENDEE, rate_limited=True,
            summary="Confirm a held seat", answers={202: Registration}, errors=(409,))

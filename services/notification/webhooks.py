@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import uuid
 
@@ -18,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.contracts import RegistrationStatusChanged
-from shared.db import rowcount
+from shared.db import rowcount, transaction
 from shared.errors import Invalid, NotFound
 
 from . import deliveries, destinations
 from .models import webhooks
 
+log = logging.getLogger(__name__)
 TIMEOUT = 10.0
 
 
@@ -116,7 +118,6 @@ def signature(secret: str, body: bytes) -> str:
 
 def post(session_factory, row, allow_private: bool) -> None:
     """POST one delivery; raises on failure (the caller retries with backoff)."""
-    from shared.db import transaction
     with transaction(session_factory) as session:
         secret = session.execute(select(webhooks.c.secret).where(
             webhooks.c.id == row.content["hook_id"])).scalar()
@@ -131,7 +132,12 @@ def post(session_factory, row, allow_private: bool) -> None:
         "Content-Type": "application/json", "User-Agent": "event-registration-webhooks",
         "X-Delivery-Id": row.cause, "X-Signature-256": signature(secret, body)})
     if status == 410:
-        raise PermanentWebhookFailure("410 Gone")
+        # The receiver says the hook is gone for good: stop it, so that its
+        # other queued deliveries fail without a call and nothing new is queued.
+        with transaction(session_factory) as session:
+            session.execute(delete(webhooks).where(webhooks.c.id == row.content["hook_id"]))
+        log.warning("webhook %s answered 410 Gone: removed", row.content["hook_id"])
+        raise PermanentWebhookFailure("410 Gone: the webhook was removed")
     if not 200 <= status < 300:
         raise WebhookFailure(f"the receiver answered {status}"
                              + (" (redirects are not followed)" if 300 <= status < 400 else ""))

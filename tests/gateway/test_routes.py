@@ -222,13 +222,17 @@ def test_reading_a_registration_waits_while_it_is_pending(gateway):
 
 
 def test_a_waitlisted_registration_shows_its_live_position(gateway):
-    gateway.registration.get_registration.side_effect = None
-    gateway.registration.get_registration.return_value = samples.registration(
+    gateway.registration.get_registration.side_effect = lambda _: samples.registration(
         status="waitlisted", waitlist_position=9)
     gateway.capacity.waitlist_position.return_value = 4
     read = gateway.client.get(f"/api/v1/registrations/{REGISTRATION_ID}",
                               query_string={"token": TOKEN})
     assert read.get_json()["waitlist_position"] == 4
+    # Capacity away (restarting): the recorded place in line, not a 503.
+    gateway.capacity.waitlist_position.side_effect = UnknownService("capacity")
+    read = gateway.client.get(f"/api/v1/registrations/{REGISTRATION_ID}",
+                              query_string={"token": TOKEN})
+    assert read.status_code == 200 and read.get_json()["waitlist_position"] == 9
 
 
 def test_confirming_cancelling_and_the_calendar(gateway):

@@ -3,7 +3,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.registration import catalogue, decisions, registrations
 from services.registration.models import outbox as outbox_table
@@ -82,11 +82,22 @@ def test_a_registration_is_stored_pending_and_announced_in_one_transaction(db, o
     assert requested.registration_id == answer["id"] and requested.sessions == ["day-1"]
     # It carries the seat rules of the revision it was checked against.
     assert requested.event_revision == 1 and requested.seat_rules == SeatRules.of(spec)
+    # The committed outbox holds that very message, once.
     with transaction(db) as session:
-        rows = session.execute(outbox_table.select()).all()
-    assert {json.loads(r.body)["message_id"] for r in rows} >= {
-        json.loads(r.body)["message_id"] for r in rows if r.event_type == "registration.requested"}
+        rows = session.execute(outbox_table.select().where(
+            outbox_table.c.event_type == "registration.requested")).all()
+    assert [RegistrationRequested.model_validate(json.loads(r.body)["data"]) for r in rows] == [requested]
     assert status_of(db, answer["id"])["language"] == "ar"
+    # One transaction: if it does not commit, neither the registration nor its message remains.
+    with pytest.raises(RuntimeError), transaction(db) as session:
+        second = registrations.register(session, outbox, LINKS, spec.slug,
+                                        request(email="nadia@example.org"), None)
+        raise RuntimeError("the transaction fails after the registration")
+    with pytest.raises(NotFound):
+        status_of(db, second["id"])
+    with transaction(db) as session:
+        assert session.execute(select(func.count()).select_from(outbox_table).where(
+            outbox_table.c.event_type == "registration.requested")).scalar_one() == 1
 
 
 def test_choices_are_checked_against_the_event(db, outbox):
