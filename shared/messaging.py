@@ -194,7 +194,9 @@ class ConfirmedPublisher:
         try:
             return self._publish(messages)
         except BaseException:
-            self.close()
+            # No closing handshake: a broker that stopped answering would
+            # never answer it, and the relay's rows stay locked meanwhile.
+            self.close(graceful=False)
             raise
 
     def _publish(self, messages):
@@ -231,7 +233,9 @@ class ConfirmedPublisher:
     def _open(self):
         if self._channel is not None:
             return self._channel
-        params = Connection(self.amqp_uri)
+        # Every wait on this connection is bounded, the opening ones too.
+        params = Connection(self.amqp_uri, connect_timeout=self.timeout, transport_options={
+            "read_timeout": self.timeout, "write_timeout": self.timeout})
         connection = params.connect().connection      # the py-amqp connection
         channel = connection.channel()
         channel.confirm_select()
@@ -261,10 +265,12 @@ class ConfirmedPublisher:
     def _on_return(self, exc, exchange, routing_key, message):
         self._returned.add(message.properties.get("message_id"))
 
-    def close(self):
+    def close(self, graceful: bool = True):
         params, self._params = getattr(self, "_params", None), None
-        self._connection = self._channel = None
+        connection, self._connection, self._channel = self._connection, None, None
         self._declared = set()
+        if not graceful and connection is not None:
+            connection.collect()      # drop the socket
         if params is not None:
             try:
                 params.release()
