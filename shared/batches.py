@@ -20,9 +20,8 @@ from functools import partial
 import eventlet
 from eventlet.event import Event
 from nameko.exceptions import ContainerBeingKilled
-from nameko.messaging import QueueConsumer
 
-from shared.messaging import ReliableEventHandler
+from shared.messaging import ReliableEventHandler, SettlingQueueConsumer
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +29,10 @@ BATCH_SIZE = 250          # messages handed to one worker at most
 PREFETCH = 2 * BATCH_SIZE  # the next batch gathers while one is handled
 
 
-class BatchQueueConsumer(QueueConsumer):
-    """nameko's queue consumer with a prefetch that lets batches form, and
-    no green thread per message: the handler only appends to its buffer."""
+class BatchQueueConsumer(SettlingQueueConsumer):
+    """A queue consumer with a prefetch that lets batches form, and no
+    green thread per message: the handler only appends to its buffer. Its
+    connection stays until a running batch is settled (a graceful stop)."""
 
     @property
     def prefetch_count(self):
@@ -59,6 +59,7 @@ class BatchEventHandler(ReliableEventHandler):
         super().stop()
 
     def handle_message(self, body, message):
+        self.note_delivery(message)
         self._buffer.append((body, message))
         if not self._draining:
             self._draining = True
@@ -86,25 +87,30 @@ class BatchEventHandler(ReliableEventHandler):
         done = Event()
         messages = [message for _, message in batch]
         context = self.unpack_message_headers(messages[0])
+        self.queue_consumer.work_started()
         try:
             self.container.spawn_worker(
                 self, ([body for body, _ in batch],), {}, context_data=context,
                 handle_result=partial(self._settle_batch, messages, done))
         except ContainerBeingKilled:
+            self.queue_consumer.work_settled()
             for message in messages:
                 self._settle(self.queue_consumer.requeue_message, message)
             return True
         return done.wait()
 
     def _settle_batch(self, messages, done, worker_ctx, result=None, exc_info=None):
-        if exc_info is None:
-            for message in messages:
-                self._settle(self.queue_consumer.ack_message, message)
-        elif len(messages) == 1:
-            self.handle_message_processed(messages[0], result, exc_info)
-        else:
-            log.warning("a batch of %d from %s failed (%s: %s); handling them one by one",
-                        len(messages), self.queue.name, exc_info[0].__name__, exc_info[1])
+        try:
+            if exc_info is None:
+                for message in messages:
+                    self._settle(self.queue_consumer.ack_message, message)
+            elif len(messages) == 1:
+                self.handle_message_processed(messages[0], result, exc_info)
+            else:
+                log.warning("a batch of %d from %s failed (%s: %s); handling them one by one",
+                            len(messages), self.queue.name, exc_info[0].__name__, exc_info[1])
+        finally:
+            self.queue_consumer.work_settled()
         done.send(exc_info is None or len(messages) == 1)
         return result, exc_info
 

@@ -66,6 +66,13 @@ def _number(name: str, default, kind=float):
         raise SystemExit(f"error: {name}={raw!r} is not {what}") from None
 
 
+def _positive(name: str, default: float) -> float:
+    value = _number(name, default)
+    if value <= 0:
+        raise SystemExit(f"error: {name}={value!r} must be more than 0")
+    return value
+
+
 def _floats(name: str, default: str) -> tuple[float, ...]:
     raw = os.environ.get(name) or default
     try:
@@ -113,6 +120,10 @@ class Settings:
     startup_wait_seconds: float
     log_format: str
     log_level: str
+    # How long a sender holds the messages it claimed from the delivery log
+    # (renewed as it records sends); a sender that dies leaves rows that are
+    # sent again once it runs out.
+    send_lease_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -148,6 +159,7 @@ class Settings:
             startup_wait_seconds=_number("STARTUP_WAIT_SECONDS", 10.0),
             log_format=_choice("LOG_FORMAT", "text", ("text", "json")),
             log_level=(os.environ.get("LOG_LEVEL") or "INFO").upper(),
+            send_lease_seconds=_positive("SEND_LEASE_SECONDS", 60.0),
         )
 
     # The secrets are read (or created) on first use, then kept.

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from shared.clock import utcnow
 from shared.contracts import Contract, open_envelope
 from shared.db import UTCDateTime, in_transaction, insert_absent
+from shared.metrics import DUPLICATES_ABSORBED
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -85,4 +86,7 @@ def _apply_once(session_factory, table, received, handler, apply) -> list[Receiv
         if fresh:
             apply(session, fresh)
         return fresh
-    return in_transaction(session_factory, work)
+    applied = in_transaction(session_factory, work)
+    if len(applied) < len(received):      # counted once committed, not per attempt
+        DUPLICATES_ABSORBED.labels(handler).inc(len(received) - len(applied))
+    return applied

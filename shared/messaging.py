@@ -19,7 +19,8 @@ from kombu import Connection, Exchange, Queue
 from kombu.exceptions import KombuError
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
-from nameko.rpc import ReplyListener, Rpc, RpcProxy
+from nameko.messaging import QueueConsumer
+from nameko.rpc import ReplyListener, Rpc, RpcConsumer, RpcProxy
 
 from shared import metrics
 from shared.errors import NotYet
@@ -50,7 +51,36 @@ def dead_letter_queue(queue_name: str, queue_type: str) -> Queue:
                  queue_arguments=type_arguments(queue_type))
 
 
+class SettlingQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, except that a graceful stop keeps the
+    connection until the messages of running workers are settled.
+
+    nameko's stops its consumer loop, and so closes its connection, as soon
+    as its last consumer is cancelled, which is at the very start of a stop:
+    a worker that finished after that acked on a closed channel (nameko skips
+    that silently), and its message, whose effect was committed, went to the
+    next process again (the inbox absorbed it). Entrypoints tell this one
+    when work starts and when its messages are settled."""
+
+    def __init__(self):
+        super().__init__()
+        self._running = 0
+
+    def work_started(self):
+        self._running += 1
+
+    def work_settled(self):
+        self._running -= 1
+
+    def on_iteration(self):
+        self._cancel_consumers_if_requested()
+        if not self._consumers and self._running <= 0:
+            self.should_stop = True
+
+
 class ReliableEventHandler(EventHandler):
+    queue_consumer = SettlingQueueConsumer()
+
     def __init__(self, source_service, event_type, **kwargs):
         # NotYet is routine (a message that overtook the one it needs): no traceback.
         kwargs.setdefault("expected_exceptions", (NotYet,))
@@ -65,6 +95,24 @@ class ReliableEventHandler(EventHandler):
         self.publisher = Publisher(self.container.config["AMQP_URI"], use_confirms=True,
                                    mandatory=True)
         self.retry_delays = settings.handler_retry_delays
+
+    def handle_message(self, body, message):
+        self.note_delivery(message)
+        self.queue_consumer.work_started()
+        super().handle_message(body, message)
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        finally:
+            self.queue_consumer.work_settled()
+
+    def note_delivery(self, message):
+        """Count a message the broker delivers again (the consumer it went
+        to before died or closed its channel without acking it)."""
+        if (message.delivery_info or {}).get("redelivered"):
+            metrics.MESSAGES_REDELIVERED.labels(self.container.service_name,
+                                                self.method_name).inc()
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None:
@@ -116,12 +164,23 @@ class ReliableEventHandler(EventHandler):
 event_handler = ReliableEventHandler.decorator
 
 
+class SettlingRpcConsumer(RpcConsumer):
+    queue_consumer = SettlingQueueConsumer()
+
+
 class ReliableRpc(Rpc):
     """nameko's @rpc, except that a reply that cannot be sent because the
     broker went away does not kill the whole service (nameko lets that error
     end the container). The work is committed; the caller times out and
     retries, with its Idempotency-Key where it matters; the request, unacked
-    on a dead channel, is redelivered and finds its work done."""
+    on a dead channel, is redelivered and finds its work done. A call that
+    runs when the service is told to stop is answered and acked before the
+    connection closes (``SettlingQueueConsumer``), not run again elsewhere."""
+    rpc_consumer = SettlingRpcConsumer()
+
+    def handle_message(self, body, message):
+        self.rpc_consumer.queue_consumer.work_started()
+        super().handle_message(body, message)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         try:
@@ -129,6 +188,8 @@ class ReliableRpc(Rpc):
         except (OSError, KombuError, AMQPError) as exc:
             log.warning("could not reply to %s (broker away?): %s", worker_ctx.call_id, exc)
             return result, exc_info
+        finally:
+            self.rpc_consumer.queue_consumer.work_settled()
 
 
 rpc = ReliableRpc.decorator

@@ -20,6 +20,9 @@ ENTRYPOINT_CALLS = Counter(P + "entrypoint_calls_total", "Entrypoint invocations
 ENTRYPOINT_LATENCY = Histogram(P + "entrypoint_duration_seconds", "Entrypoint latency",
                                ["service", "kind", "entrypoint"],
                                buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+# Workers running now: a stop waits for these (SIGTERM lets them finish).
+ENTRYPOINT_IN_PROGRESS = Gauge(P + "entrypoint_in_progress", "Entrypoint workers running now",
+                               ["service", "entrypoint"])
 REGISTRATIONS = Counter(P + "registrations_total", "Registration outcomes as recorded",
                         ["status"])
 SEATS_CAPACITY = Gauge(P + "seats_capacity", "Seats in a pool (-1: unlimited)", ["event", "pool"])
@@ -41,6 +44,15 @@ HANDLER_RETRIES = Counter(P + "handler_retries_total", "Messages scheduled for a
                           ["service", "event_type"])
 DEAD_LETTERS = Counter(P + "dead_letters_total", "Messages parked in a dead-letter queue",
                        ["service", "event_type"])
+# At-least-once made visible: a message the broker delivers again (its first
+# consumer died or its channel closed before the ack), and a message the inbox
+# found already processed (its effect not applied twice).
+MESSAGES_REDELIVERED = Counter(P + "messages_redelivered_total",
+                               "Messages received with the broker's redelivered flag",
+                               ["service", "handler"])
+DUPLICATES_ABSORBED = Counter(P + "duplicates_absorbed_total",
+                              "Messages the inbox found already processed, so not applied again",
+                              ["handler"])
 
 
 def serve(port: int, ready=None) -> None:
@@ -83,13 +95,18 @@ class EntrypointMetrics(DependencyProvider):
 
     def worker_setup(self, worker_ctx):
         self._started[worker_ctx.call_id] = time.perf_counter()
+        ENTRYPOINT_IN_PROGRESS.labels(self.container.service_name,
+                                      worker_ctx.entrypoint.method_name).inc()
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
+        # Called after the entrypoint handled the result (a message acked).
         started = self._started.pop(worker_ctx.call_id, None)
         entrypoint = worker_ctx.entrypoint
         kind = _kind(entrypoint)
         name = entrypoint.method_name
         service = self.container.service_name
+        if started is not None:
+            ENTRYPOINT_IN_PROGRESS.labels(service, name).dec()
         outcome = "error" if exc_info is not None else "ok"
         if kind == "http" and hasattr(result, "status_code"):
             outcome = "error" if result.status_code >= 500 else "ok"

@@ -24,7 +24,7 @@ from shared.db import insert_absent, rowcount, skip_locked
 
 from .models import deliveries
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)     # the default; SEND_LEASE_SECONDS sets the sender's
 BATCH = 200
 MAX_ATTEMPTS = 30                 # about a day of backing off
 MAX_BACKOFF = timedelta(hours=1)
@@ -57,7 +57,7 @@ def enqueue_many(session: Session, rows: list[dict]) -> int:
                              deliveries.c.id))
 
 
-def claim_due(session: Session, limit: int = BATCH) -> list:
+def claim_due(session: Session, limit: int = BATCH, lease: timedelta = LEASE) -> list:
     """Lease due messages to this sender (queued ones, and leases run out);
     the rows returned carry their lease id."""
     now = utcnow()
@@ -67,7 +67,7 @@ def claim_due(session: Session, limit: int = BATCH) -> list:
     if not ids:
         return []
     rows = session.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(
-        status="sending", lease=uuid.uuid4().hex, next_attempt_at=now + LEASE)
+        status="sending", lease=uuid.uuid4().hex, next_attempt_at=now + lease)
         .returning(*deliveries.c)).all()
     return sorted(rows, key=lambda row: row.id)
 
@@ -90,13 +90,13 @@ def release(session: Session, rows: list) -> None:
         status="queued", lease=None, next_attempt_at=utcnow()))
 
 
-def renew(session: Session, rows: list) -> set:
+def renew(session: Session, rows: list, lease: timedelta = LEASE) -> set:
     """Renew the lease of claimed rows just before sending them; returns the
     ids still held (a lease that ran out may belong to another sender now)."""
     if not rows:
         return set()
     return set(session.execute(update(deliveries).where(_held(rows))
-                               .values(next_attempt_at=utcnow() + LEASE)
+                               .values(next_attempt_at=utcnow() + lease)
                                .returning(deliveries.c.id)).scalars())
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import time
+from datetime import timedelta
 
 from eventlet.greenpool import GreenPool
 from eventlet.queue import LightQueue
@@ -54,6 +55,7 @@ class _Handle:
 
 class DeliveryWorker(BackgroundLoop):
     interval = 0.5
+    lease = deliveries.LEASE      # SEND_LEASE_SECONDS, from the settings at setup
 
     def setup(self):
         super().setup()
@@ -64,6 +66,7 @@ class DeliveryWorker(BackgroundLoop):
             self.mailers.put(Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_from))
         self.pool = GreenPool(self.connections)
         self.allow_private = settings.webhook_allow_private
+        self.lease = timedelta(seconds=settings.send_lease_seconds)
 
     def get_dependency(self, worker_ctx):
         return _Handle(self, worker_ctx)
@@ -76,7 +79,8 @@ class DeliveryWorker(BackgroundLoop):
     def tick(self):
         sessions = self.session_factory()
         while True:
-            batch = in_transaction(sessions, deliveries.claim_due, pause=0.2)
+            batch = in_transaction(sessions, lambda session: deliveries.claim_due(
+                session, lease=self.lease), pause=0.2)
             if batch:
                 # A connection gets a group's worth at least: a few messages go
                 # out over one connection with one record, not one record each.
@@ -141,7 +145,8 @@ class DeliveryWorker(BackgroundLoop):
         ``following`` still held (a lease that ran out belongs to another
         sender now)."""
         def write(session):
-            return deliveries.mark_sent_many(session, sent), deliveries.renew(session, following)
+            return (deliveries.mark_sent_many(session, sent),
+                    deliveries.renew(session, following, self.lease))
         recorded, held = in_transaction(sessions, write, **WRITE_RETRIES)
         if recorded < len(sent):
             log.warning("%d messages were sent after their lease ran out; the sender that took "

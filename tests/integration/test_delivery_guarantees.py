@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pika
@@ -12,14 +13,26 @@ import pytest
 import requests
 
 from tests.support.paths import ROOT
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import SEND_LEASE_SECONDS, Stack, running_stack
 from tests.support.waiting import wait_until
+
+RETRY_DELAYS = (0.2, 0.2)
+# "Once" is judged after a quiet time longer than a send lease (a message sent
+# again when its lease ran out) plus the longest handler retry delay.
+QUIET = SEND_LEASE_SECONDS + max(RETRY_DELAYS) + 1
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def stack(request, tmp_path_factory):
     yield from running_stack(tmp_path_factory, "guarantees", request.param,
-                             HANDLER_RETRY_DELAYS="0.2,0.2")
+                             HANDLER_RETRY_DELAYS=",".join(map(str, RETRY_DELAYS)),
+                             SEND_LEASE_SECONDS=str(SEND_LEASE_SECONDS))
+
+
+def absorbed(stack, name) -> float:
+    """Messages the inboxes of ``name``'s processes found already processed."""
+    return sum(p.metric("evreg_duplicates_absorbed_total") for p in stack.processes
+               if p.name == name and p.alive())
 
 
 class Tap:
@@ -67,6 +80,7 @@ def test_a_twice_delivered_message_has_one_effect(stack):
                                     and b["data"]["status"] == "confirmed")
         decision = decision_tap.take(lambda b: b["data"]["registration_id"] == first["id"])
         stack.smtp.mailbox.wait_for("dup-first@example.org")
+        before = {name: absorbed(stack, name) for name in ("registration", "notification")}
         for _ in range(3):
             status_tap.publish_again(confirmed)
             decision_tap.publish_again(decision)
@@ -76,7 +90,15 @@ def test_a_twice_delivered_message_has_one_effect(stack):
     finally:
         status_tap.close()
         decision_tap.close()
+    # Each copy reached its consumer and was recognised there: the decision
+    # by registration, the status change by notification.
+    def recognised():
+        return {name: absorbed(stack, name) - count for name, count in before.items()}
+    wait_until(lambda: min(recognised().values()) >= 3, 10, message="the copies recognised")
+    assert recognised() == {"registration": 3, "notification": 3}
+    time.sleep(QUIET)
     assert len(stack.smtp.mailbox.to("dup-first@example.org")) == 1
+    assert len(stack.smtp.mailbox.to("dup-second@example.org")) == 2
     assert stack.status(first)["status"] == "confirmed"
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from tests.support.mail import SmtpServer
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_until
+
+# A send lease of a few seconds (SEND_LEASE_SECONDS; 60 by default) for the
+# stacks whose tests check "exactly once": a re-send after a lease runs out
+# then falls inside their quiet windows, which must outlast it.
+SEND_LEASE_SECONDS = 3.0
 
 
 class Stack(ApiClient):
@@ -92,6 +98,30 @@ class Stack(ApiClient):
     def logs(self, name: str) -> str:
         return "\n".join(p.log_path.read_text(errors="replace")[-5000:]
                          for p in self.processes if p.name == name)
+
+    def rabbitmqctl_list(self, what: str, *items: str, vhost: bool = True) -> list[list[str]]:
+        """``rabbitmqctl list_<what> items`` (of this stack's vhost), one row a line."""
+        scope = ["-p", self.vhost.name] if vhost else []
+        result = subprocess.run(["rabbitmqctl", "-q", f"list_{what}", *scope, "--no-table-headers",
+                                 *items], capture_output=True, text=True, timeout=60, check=True)
+        return [line.split("\t") for line in result.stdout.splitlines() if line.strip()]
+
+    def queues(self) -> dict[str, tuple[int, int]]:
+        """Each queue of the vhost: (messages ready, messages unacknowledged)."""
+        return {name: (int(ready), int(unacked)) for name, ready, unacked in
+                self.rabbitmqctl_list("queues", "name", "messages_ready",
+                                      "messages_unacknowledged")}
+
+    def unacked_by_port(self) -> dict[int, int]:
+        """Messages unacknowledged on the vhost's AMQP channels, summed by the
+        client's local port (a channel's name starts with the client address)."""
+        found: dict[int, int] = {}
+        for name, vhost, unacked in self.rabbitmqctl_list(
+                "channels", "name", "vhost", "messages_unacknowledged", vhost=False):
+            if vhost == self.vhost.name:
+                port = int(name.split(" ")[0].rsplit(":", 1)[1])
+                found[port] = found.get(port, 0) + int(unacked)
+        return found
 
     def stop(self):
         for process in reversed(self.processes):
