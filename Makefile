@@ -17,7 +17,7 @@ UV_COMPILE := $(LOCK_VENV)/bin/uv pip compile pyproject.toml --no-config --quiet
               --generate-hashes --custom-compile-command "make lock"
 
 .PHONY: install lock run run-gateway run-registration run-capacity run-notification test \
-        test-unit lint services tools mail catalogs clean bench
+        test-unit lint services tools mail catalogs clean bench mutate
 
 install: $(STAMP)
 
@@ -78,8 +78,33 @@ bench: install services
 test-unit: install
 	$(PY) -m pytest tests --ignore=tests/integration --ignore=tests/faults --ignore=tests/e2e $(PYTEST_ARGS)
 
+# Mutation testing of the modules that keep the guarantees (docs/reliability.md;
+# [tool.mutmut] in pyproject.toml names them and the tests); not part of make test, about
+# 15 minutes. mutmut mutates a copy of the code in mutants/ and runs the in-process tests
+# against each mutant; the summary counts killed / survived / timeout per module, and
+# `.venv/bin/mutmut results` lists the survivors (`mutmut show <name>`: the change).
+# MUTATE_JOBS: mutants tested at once.
+MUTATE_JOBS ?= 2
+mutate: install services
+	rm -rf mutants && mkdir mutants
+	@start=$$(date +%s); \
+	LEDGER_PROFILE=mutation $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) > mutants/run.log 2>&1 \
+	    || { tr '\r' '\n' < mutants/run.log | tail -n 40; exit 1; }; \
+	echo "mutmut run: $$(( $$(date +%s) - start )) s"
+	@$(VENV)/bin/mutmut results --all true | awk -F': ' ' \
+	    function row(m, k, s, t, n, o) { return sprintf("%-36s %7s %9s %8s %9s %6s", m, k, s, t, n, o) } \
+	    { m = $$1; sub(/^ +/, "", m); sub(/\.[^.]*$$/, "", m); modules[m] = 1; \
+	      s = ($$2 == "killed" || $$2 == "survived" || $$2 == "timeout" || $$2 == "no tests") ? $$2 : "other"; \
+	      count[m, s]++; count["total", s]++ } \
+	    END { print row("module", "killed", "survived", "timeout", "no tests", "other"); \
+	          for (m in modules) print row(m, count[m, "killed"] + 0, count[m, "survived"] + 0, count[m, "timeout"] + 0, \
+	                                 count[m, "no tests"] + 0, count[m, "other"] + 0) | "sort"; \
+	          close("sort"); \
+	          print row("total", count["total", "killed"] + 0, count["total", "survived"] + 0, \
+	              count["total", "timeout"] + 0, count["total", "no tests"] + 0, count["total", "other"] + 0) }'
+
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache mutants
 
 # Re-extract the strings of the emails and of the pages; then translate the new
 # entries in services/<service>/locales/<lang>/LC_MESSAGES/messages.po.

@@ -4,11 +4,12 @@ capacity changes, no pool ever gives more seats than it has, the counters
 match the reservations, no one waits while a seat they fit is free, and the
 waiting list keeps its order."""
 import json
+import os
 import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 from sqlalchemy import select, update
@@ -173,6 +174,13 @@ class SeatLedger(RuleBasedStateMachine):
                 assert positions == list(range(1, len(waiting) + 1))
 
 
-SeatLedger.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None,
-                                        suppress_health_check=[HealthCheck.too_slow])
+# make mutate runs this test against every mutant of the seat modules: there it runs
+# the "mutation" profile (LEDGER_PROFILE=mutation): fewer examples, derandomized so that
+# a mutant's verdict is the same on every run, and no shrinking (a failure is enough).
+settings.register_profile("ledger", max_examples=60, stateful_step_count=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ledger-mutation", settings.get_profile("ledger"), max_examples=20,
+                          derandomize=True, database=None, phases=[Phase.explicit, Phase.generate])
+SeatLedger.TestCase.settings = settings.get_profile(
+    "ledger-mutation" if os.environ.get("LEDGER_PROFILE") == "mutation" else "ledger")
 test_seat_ledger = SeatLedger.TestCase

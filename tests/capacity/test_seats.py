@@ -1,10 +1,11 @@
 """Seat decisions against a real (SQLite) database."""
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import select
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
 
 from services.capacity import seats
 from services.capacity.models import outbox as outbox_table
@@ -140,3 +141,59 @@ def test_the_handler_applies_a_twice_delivered_message_once(db):
         assert len(session.execute(select(reservations)).all()) == 1
         published = session.execute(select(outbox_table.c.event_type)).scalars().all()
     assert published.count("seat.decided") == 1
+
+
+def gauge(name, **labels):
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_the_seat_counts_an_organiser_sees_and_the_gauges_report(db, outbox):
+    sessions = [{"slug": "day-1", "title": {"en": "Day 1"}, "starts_at": "2027-03-18T10:00:00+03:00",
+                 "ends_at": "2027-03-18T18:00:00+03:00"}]
+    describe(db, outbox, capacity=2, categories=[{"slug": "local", "capacity": 1}], sessions=sessions)
+    ask(db, outbox, "a", category="local")
+    ask(db, outbox, "b")
+    ask(db, outbox, "c")
+    describe(db, outbox, revision=2, capacity=1, categories=[{"slug": "local", "capacity": 1}],
+             sessions=sessions)                 # lowered below the seats given: none left, not -1
+    service = worker_factory(CapacityService, db=db, outbox=Outbox(outbox_table, None, lambda: None))
+    assert service.event_seats("conf") == {
+        "pools": {"event": {"capacity": 1, "used": 2, "left": 0},
+                  "category:local": {"capacity": 1, "used": 1, "left": 0},
+                  "session:day-1": {"capacity": None, "used": 2, "left": None}},
+        "states": {"confirmed": 2, "waitlisted": 1}}
+    with transaction(db) as session:
+        assert seats.event_slugs(session) == ["conf"]
+    service.observe_seats()
+    assert gauge("evreg_seats_capacity", event="conf", pool="event") == 1
+    assert gauge("evreg_seats_capacity", event="conf", pool="session:day-1") == -1     # unlimited
+    assert gauge("evreg_seats_used", event="conf", pool="event") == 2
+    assert gauge("evreg_waitlist_length", event="conf") == 1
+    assert service.waitlist_position("c") == 1 and service.waitlist_position("a") is None
+
+
+def test_the_timer_expires_holds_past_their_grace_earliest_first_and_seats_who_waits(db, outbox):
+    describe(db, outbox, capacity=2, confirmation_window="PT1H")
+    for name in ("a", "b", "c", "d"):
+        ask(db, outbox, name)
+    now = seats.utcnow()
+    with transaction(db) as session:
+        for name, ago in (("a", timedelta(seconds=3)), ("b", timedelta(seconds=1))):
+            session.execute(update(reservations).where(reservations.c.registration_id == name)
+                            .values(hold_expires_at=now - ago))
+        assert seats.due_holds(session, now) == ["a"]            # b is still inside its grace
+        session.execute(update(reservations).where(reservations.c.registration_id == "b")
+                        .values(hold_expires_at=now - timedelta(seconds=5)))
+        assert seats.due_holds(session, now) == ["b", "a"]       # earliest deadline first
+        assert seats.due_holds(session, now, limit=1) == ["b"]
+        assert seats.due_holds(session, now - timedelta(seconds=1)) == ["b", "a"]   # a: its grace just over
+        assert seats.due_holds(session, now - timedelta(seconds=1.5)) == ["b"]
+    service = worker_factory(CapacityService, db=db, outbox=outbox)
+    service.expire_holds()
+    with transaction(db) as session:
+        states = dict(session.execute(select(reservations.c.registration_id, reservations.c.state)).all())
+    assert states == {"a": "expired", "b": "expired", "c": "held", "d": "held"}
+    promoted = [(d.registration_id, d.outcome) for d in outbox.of_type(SeatDecided) if d.promoted]
+    assert promoted == [("c", "held"), ("d", "held")]
+    service.expire_holds()                                        # nothing left to expire
+    assert len([d for d in outbox.of_type(SeatDecided) if d.outcome == "expired"]) == 2

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -103,6 +103,7 @@ def sender():
     from services.notification.mailer import Mailer
     from services.notification.sending import DeliveryWorker
     worker = DeliveryWorker()
+    worker.lease = deliveries.LEASE
     worker.mailer = Mailer("127.0.0.1", 9, "events@example.org", timeout=1)
     worker.mailers = LightQueue()
     worker.mailers.put(worker.mailer)
@@ -141,3 +142,125 @@ def test_a_message_that_cannot_be_built_fails_for_good_instead_of_looping(db):
     with transaction(db) as session:
         stored = session.execute(select(table)).one()
     assert stored.status == "failed" and "cannot be built" in stored.last_error
+
+
+# -- the log's rules at their edges (a frozen clock) -----------------------------------
+T0 = datetime(2027, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """deliveries' clock, frozen; ``clock.now = ...`` moves it."""
+    class Clock:
+        now = T0
+    monkeypatch.setattr(deliveries, "utcnow", lambda: Clock.now)
+    return Clock
+
+
+def aware(value):
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def stored_rows(db):
+    with transaction(db) as session:
+        return session.execute(select(table).order_by(table.c.id)).all()
+
+
+def test_a_queued_message_keeps_what_it_was_queued_with_and_goes_by_email(db):
+    queue(db)
+    [row] = stored_rows(db)
+    assert (row.cause, row.kind, row.channel, row.recipient, row.language, row.event_slug,
+            row.registration_id, row.status, row.attempts) == (
+        "status:r1:1", "seat_confirmed", "email", "a@example.org", "en", "conf", "r1", "queued", 0)
+    assert row.content == {"subject": "s", "text": "t", "html": "h"}
+
+
+def test_a_message_queued_now_is_due_now_and_leased_for_the_lease_asked(db, clock):
+    queue(db)
+    with transaction(db) as session:
+        [row] = deliveries.claim_due(session, lease=timedelta(seconds=5))
+    assert row.status == "sending" and row.lease
+    assert aware(row.next_attempt_at) == T0 + timedelta(seconds=5)
+    clock.now = T0 + timedelta(seconds=5)
+    with transaction(db) as session:                # the lease ran out at its very deadline
+        [again] = deliveries.claim_due(session)
+    assert again.lease != row.lease and aware(again.next_attempt_at) == clock.now + deliveries.LEASE
+
+
+def test_sent_and_failed_messages_are_never_claimed_again(db, clock):
+    queue(db, "status:r1:1")
+    queue(db, "status:r2:1")
+    with transaction(db) as session:
+        sent, failed = deliveries.claim_due(session)
+        deliveries.mark_sent(session, sent)
+        deliveries.mark_failed(session, failed, "550 no such user", permanent=True)
+    clock.now = T0 + timedelta(days=30)
+    with transaction(db) as session:
+        assert deliveries.claim_due(session) == []
+
+
+def test_a_sender_takes_at_most_its_batch_oldest_first(db):
+    for number in (1, 2, 3):
+        queue(db, f"status:r{number}:1")
+    with transaction(db) as session:
+        assert [row.cause for row in deliveries.claim_due(session, limit=2)] == ["status:r1:1", "status:r2:1"]
+    with transaction(db) as session:
+        assert [row.cause for row in deliveries.claim_due(session, limit=2)] == ["status:r3:1"]
+
+
+def test_a_renewed_lease_keeps_other_senders_away_past_the_first_deadline(db, clock):
+    queue(db)
+    with transaction(db) as session:
+        claimed = deliveries.claim_due(session)
+    clock.now = T0 + deliveries.LEASE - timedelta(seconds=1)
+    with transaction(db) as session:
+        assert deliveries.renew(session, claimed) == {claimed[0].id}
+        assert deliveries.renew(session, []) == set()
+    clock.now = T0 + deliveries.LEASE + timedelta(seconds=30)
+    with transaction(db) as session:
+        assert deliveries.claim_due(session) == []
+
+
+def test_a_retry_that_succeeds_records_when_and_forgets_the_error(db, clock, monkeypatch):
+    monkeypatch.setattr(deliveries.random, "uniform", lambda low, high: high)
+    queue(db)
+    with transaction(db) as session:
+        [row] = deliveries.claim_due(session)
+        deliveries.mark_failed(session, row, "451 try later " + "x" * 2000)
+    [stored] = stored_rows(db)
+    assert stored.status == "queued" and stored.lease is None
+    assert len(stored.last_error) == 1000 and stored.last_error.startswith("451 try later")
+    # retried after its backoff (1 s, at most a fifth more), not at once and not a lease later
+    assert aware(stored.next_attempt_at) == T0 + timedelta(seconds=1.2)
+    clock.now = T0 + timedelta(seconds=1.2)
+    with transaction(db) as session:
+        [row] = deliveries.claim_due(session)
+        assert deliveries.mark_sent_many(session, []) == 0
+        assert deliveries.mark_sent_many(session, [row]) == 1
+    [stored] = stored_rows(db)
+    assert (stored.status, stored.attempts, stored.last_error, stored.lease) == ("sent", 2, None, None)
+    assert aware(stored.sent_at) == clock.now
+
+
+def test_the_thirtieth_failed_attempt_is_the_last(db):
+    queue(db)
+    with transaction(db) as session:
+        session.execute(update(table).values(attempts=deliveries.MAX_ATTEMPTS - 2))
+    with transaction(db) as session:
+        [row] = deliveries.claim_due(session)
+        assert deliveries.mark_failed(session, row, "refused") is False      # the 29th
+        session.execute(update(table).values(next_attempt_at=deliveries.utcnow()))
+    with transaction(db) as session:
+        [row] = deliveries.claim_due(session)
+        assert deliveries.mark_failed(session, row, "refused") is True       # the 30th
+    [stored] = stored_rows(db)
+    assert (stored.status, stored.attempts) == ("failed", deliveries.MAX_ATTEMPTS)
+
+
+@pytest.mark.parametrize("jitter", ["low", "high"])
+def test_the_backoff_doubles_from_a_second_to_an_hour_within_a_fifth(monkeypatch, jitter):
+    factor = 0.8 if jitter == "low" else 1.2
+    monkeypatch.setattr(deliveries.random, "uniform", lambda low, high: low if jitter == "low" else high)
+    assert [deliveries.backoff(n) for n in (1, 2, 3, 6)] == [
+        timedelta(seconds=s * factor) for s in (1, 2, 4, 32)]
+    assert deliveries.backoff(13) == deliveries.backoff(30) == timedelta(hours=1) * factor

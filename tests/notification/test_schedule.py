@@ -1,7 +1,7 @@
 """Reminders and notices are planned from a registration's status and the
 event's sessions; changes reconcile the plan."""
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -81,3 +81,59 @@ def test_due_rows_are_claimed(db):
 def test_moved_sessions_are_found():
     assert schedule.moved_sessions(event(), event(starts_at="2027-03-18T11:00:00+03:00")) == ["day-1"]
     assert schedule.moved_sessions(event(), event()) == []
+
+
+def test_a_reminder_sent_is_never_scheduled_again(db):
+    with transaction(db) as session:
+        schedule.reconcile(session, event(), "r1", "confirmed", ["day-1"], NOW)
+    with transaction(db) as session:
+        due = schedule.claim_due(session, datetime(2027, 3, 12, 12, tzinfo=UTC))
+        schedule.mark_many(session, [row.id for row in due], "sent")
+    with transaction(db) as session:       # the status told again (a duplicate, a resend)
+        schedule.reconcile(session, event(), "r1", "confirmed", ["day-1"], NOW)
+    assert [row[2].day for row in pending(db)] == [17, 18]     # the day before, the hour before
+    with transaction(db) as session:
+        states = sorted(session.execute(select(scheduled.c.state)).scalars())
+    assert states == ["pending", "pending", "sent"]
+
+
+def test_a_reminder_is_due_at_its_moment_earliest_first_a_claim_at_a_time(db):
+    with transaction(db) as session:
+        schedule.reconcile(session, event(reminders=("PT1H",)), "r1", "confirmed", ["day-2", "day-1"], NOW)
+    day_1 = datetime(2027, 3, 18, 6, tzinfo=UTC)           # 10:00+03:00, an hour before
+    with transaction(db) as session:
+        assert schedule.claim_due(session, day_1 - timedelta(seconds=1)) == []
+        [first] = schedule.claim_due(session, day_1 + timedelta(days=2), limit=1)
+        assert (first.session_slug, first.due_at.replace(tzinfo=UTC)) == ("day-1", day_1)
+        assert [r.session_slug for r in schedule.claim_due(session, day_1)] == ["day-1"]
+
+
+def test_the_counts_of_due_and_late_reminders(db):
+    with transaction(db) as session:
+        schedule.reconcile(session, event(reminders=("P1D", "PT1H")), "r1", "confirmed", ["day-1"], NOW)
+        schedule.reconcile(session, event(reminders=("P1D", "PT1H")), "r2", "confirmed", ["day-2"], NOW)
+    hour_before = datetime(2027, 3, 18, 6, tzinfo=UTC)      # day-1's; its day-before is 23 h earlier
+    with transaction(db) as session:
+        assert schedule.pending_count(session, hour_before - timedelta(days=2)) == (0, 0)
+        assert schedule.pending_count(session, hour_before - timedelta(hours=23)) == (1, 0)   # due this instant
+        assert schedule.pending_count(session, hour_before - timedelta(hours=23) + timedelta(seconds=59)) == (1, 0)
+        assert schedule.pending_count(session, hour_before - timedelta(hours=23) + timedelta(minutes=1)) == (1, 1)
+        assert schedule.pending_count(session, hour_before - timedelta(hours=23) + timedelta(seconds=90)) == (1, 1)
+        assert schedule.pending_count(session, hour_before) == (2, 1)
+        due = schedule.claim_due(session, hour_before)
+        schedule.mark_many(session, [row.id for row in due], "sent")
+        assert schedule.pending_count(session, hour_before) == (0, 0)      # sent ones are not counted
+
+
+def test_a_reminders_cause_names_its_session_start_in_utc_whatever_the_servers_zone(monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        start = datetime(2027, 3, 18, 10, tzinfo=UTC)
+        causes = {schedule.reminder_cause("r1", "day-1", "PT1H", start.astimezone(timezone(timedelta(hours=h))))
+                  for h in (0, 3, -5)}
+        assert causes == {"reminder:r1:day-1:PT1H:20270318T100000Z"}
+    finally:
+        monkeypatch.undo()
+        time.tzset()
