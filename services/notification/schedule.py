@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
@@ -25,8 +25,7 @@ def reminder_cause(registration_id: str, session_slug: str, offset: str, starts_
     return f"reminder:{registration_id}:{session_slug}:{offset}:{starts_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
-def desired(event: EventSpec, registration_id: str, status: str, sessions: list[str],
-            now: datetime) -> dict:
+def desired(event: EventSpec, registration_id: str, status: str, sessions: list[str]) -> dict:
     """cause -> row values, for what this registration should have pending."""
     wanted = {}
     if status == Status.CONFIRMED:
@@ -61,16 +60,16 @@ def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, s
         existing.setdefault(row.registration_id, {})[row.cause] = row.state
     stale: list[str] = []
     new: list[dict] = []
-    revived: list[dict] = []
+    revived: list[str] = []
     for event, registration_id, status, sessions in registrations:
-        wanted = desired(event, registration_id, status, sessions, now)
+        wanted = desired(event, registration_id, status, sessions)
         have = existing.get(registration_id, {})
         stale.extend(cause for cause, state in have.items() if state == "pending" and cause not in wanted)
         for cause, values in wanted.items():
             if have.get(cause) not in (None, "cancelled") or values["due_at"] <= now:
                 continue   # already pending or sent, or its moment passed before the seat was given
-            if cause in have:
-                revived.append({"key": cause, "due": values["due_at"]})
+            if cause in have:      # cancelled: pending again (its due_at follows from its cause)
+                revived.append(cause)
                 continue
             new.append({"cause": cause, "registration_id": registration_id, "event_slug": event.slug,
                         "state": "pending", "created_at": now, **values})
@@ -80,8 +79,8 @@ def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, s
     if new:
         session.execute(scheduled.insert(), sorted(new, key=lambda row: row["cause"]))
     if revived:
-        session.execute(update(scheduled).where(scheduled.c.cause == bindparam("key"))
-                        .values(state="pending", due_at=bindparam("due")), revived)
+        session.execute(update(scheduled).where(scheduled.c.cause.in_(sorted(revived)))
+                        .values(state="pending"))
 
 
 CLAIM = 200          # due rows taken per transaction

@@ -175,6 +175,16 @@ def test_a_queued_message_keeps_what_it_was_queued_with_and_goes_by_email(db):
     assert row.content == {"subject": "s", "text": "t", "html": "h"}
 
 
+def test_a_message_goes_by_email_unless_queued_for_another_channel(db):
+    row = deliveries.queued_row("status:r1:1", "seat_confirmed", "a@example.org", "en", {}, "conf", "r1")
+    assert row["channel"] == "email"
+    with transaction(db) as session:
+        assert deliveries.enqueue(session, "webhook:1:r1:1", "status_changed", "https://example.org/hook", "",
+                                  {"payload": {}}, "conf", "r1", channel="webhook")
+    [stored] = stored_rows(db)
+    assert (stored.channel, stored.recipient) == ("webhook", "https://example.org/hook")
+
+
 def test_a_message_queued_now_is_due_now_and_leased_for_the_lease_asked(db, clock):
     queue(db)
     with transaction(db) as session:
@@ -206,6 +216,28 @@ def test_a_sender_takes_at_most_its_batch_oldest_first(db):
         assert [row.cause for row in deliveries.claim_due(session, limit=2)] == ["status:r1:1", "status:r2:1"]
     with transaction(db) as session:
         assert [row.cause for row in deliveries.claim_due(session, limit=2)] == ["status:r3:1"]
+
+
+def test_the_oldest_messages_are_claimed_first_whenever_each_fell_due(db, clock):
+    for number in (1, 2, 3):
+        queue(db, f"status:r{number}:1")
+    with transaction(db) as session:                # the oldest fell due last (a retry, say)
+        for number, seconds in ((1, 1), (2, 3), (3, 2)):
+            session.execute(update(table).where(table.c.cause == f"status:r{number}:1").values(
+                next_attempt_at=T0 - timedelta(seconds=seconds)))
+    with transaction(db) as session:
+        assert [row.cause for row in deliveries.claim_due(session, limit=2)] == ["status:r1:1", "status:r2:1"]
+
+
+def test_a_message_handed_back_is_queued_due_now_and_holds_no_lease(db, clock):
+    queue(db)
+    with transaction(db) as session:
+        claimed = deliveries.claim_due(session)
+    clock.now = T0 + timedelta(seconds=10)
+    with transaction(db) as session:
+        deliveries.release(session, claimed)
+    [stored] = stored_rows(db)
+    assert (stored.status, stored.lease, aware(stored.next_attempt_at)) == ("queued", None, clock.now)
 
 
 def test_a_renewed_lease_keeps_other_senders_away_past_the_first_deadline(db, clock):

@@ -50,6 +50,29 @@ def test_reminders_already_past_are_not_scheduled(db):
     assert [row[2].hour for row in pending(db)] == [6]     # only the hour-before one
 
 
+def test_a_reminder_due_the_very_instant_the_seat_is_confirmed_is_not_scheduled(db):
+    hour_before = datetime(2027, 3, 18, 6, tzinfo=UTC)
+    with transaction(db) as session:
+        schedule.reconcile(session, event(reminders=("P1D", "PT1H")), "r1", "confirmed", ["day-1"], hour_before)
+    assert pending(db) == []
+    with transaction(db) as session:
+        schedule.reconcile(session, event(reminders=("PT1H",)), "r2", "confirmed", ["day-1"],
+                           hour_before - timedelta(seconds=1))
+    assert pending(db) == [("reminder", "day-1", hour_before)]
+
+
+def test_a_session_moved_and_moved_back_gets_its_first_reminders_again(db):
+    moved = event(starts_at="2027-03-18T14:00:00+03:00", reminders=("PT1H",))
+    with transaction(db) as session:
+        schedule.reconcile(session, event(reminders=("PT1H",)), "r1", "confirmed", ["day-1"], NOW)
+        schedule.reconcile(session, moved, "r1", "confirmed", ["day-1"], NOW)
+        schedule.reconcile(session, event(reminders=("PT1H",)), "r1", "confirmed", ["day-1"], NOW)
+    assert pending(db) == [("reminder", "day-1", datetime(2027, 3, 18, 6, tzinfo=UTC))]
+    with transaction(db) as session:
+        states = dict(session.execute(select(scheduled.c.due_at, scheduled.c.state)).all())
+    assert {due.replace(tzinfo=UTC).hour: state for due, state in states.items()} == {6: "pending", 10: "cancelled"}
+
+
 def test_a_moved_session_moves_its_reminders(db):
     with transaction(db) as session:
         schedule.reconcile(session, event(), "r1", "confirmed", ["day-1"], NOW)
@@ -106,6 +129,16 @@ def test_a_reminder_is_due_at_its_moment_earliest_first_a_claim_at_a_time(db):
         [first] = schedule.claim_due(session, day_1 + timedelta(days=2), limit=1)
         assert (first.session_slug, first.due_at.replace(tzinfo=UTC)) == ("day-1", day_1)
         assert [r.session_slug for r in schedule.claim_due(session, day_1)] == ["day-1"]
+
+
+def test_the_earliest_reminder_is_claimed_first_whoever_was_scheduled_first(db):
+    with transaction(db) as session:
+        schedule.reconcile(session, event(reminders=("PT1H",)), "r1", "confirmed", ["day-2"], NOW)
+    with transaction(db) as session:
+        schedule.reconcile(session, event(reminders=("PT1H",)), "r2", "confirmed", ["day-1"], NOW)
+    with transaction(db) as session:
+        [first] = schedule.claim_due(session, datetime(2027, 3, 20, tzinfo=UTC), limit=1)
+    assert (first.registration_id, first.session_slug) == ("r2", "day-1")
 
 
 def test_the_counts_of_due_and_late_reminders(db):

@@ -1,11 +1,19 @@
 """The sender loop against a real SMTP server (aiosmtpd, in-process): due
 messages go out once each, with their cause's Message-ID, and are recorded;
-a server away or a refusal is recorded as the retry or the failure it is."""
+a server away or a refusal is recorded as the retry or the failure it is.
+Sends are recorded in groups under the configured lease, a row another sender
+took over is left to it, a database hiccup is ridden out, and a chunk cut
+short hands back what it never started."""
+import logging
+from datetime import timedelta
 from types import SimpleNamespace
 
+import eventlet
 import pytest
+from eventlet.event import Event
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from services.notification import deliveries, sending
 from services.notification.models import deliveries as table
@@ -27,13 +35,13 @@ def smtp():
     server.stop()
 
 
-def worker_for(db, monkeypatch, port, connections=2):
+def worker_for(db, monkeypatch, port, connections=2, lease=60):
     """A DeliveryWorker set up as its container would, on this database."""
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SMTP_PORT", str(port))
     monkeypatch.setenv("SMTP_FROM", "Events <events@example.org>")
     monkeypatch.setenv("SMTP_CONNECTIONS", str(connections))
-    monkeypatch.setenv("SEND_LEASE_SECONDS", "60")
+    monkeypatch.setenv("SEND_LEASE_SECONDS", str(lease))
     worker = sending.DeliveryWorker()
     worker.container = SimpleNamespace(config={"SETTINGS": Settings.from_env("notification")},
                                        service_name="notification")
@@ -60,10 +68,60 @@ def metric(name, **labels):
     return REGISTRY.get_sample_value(name, labels) or 0
 
 
-def test_due_messages_go_out_once_each_with_their_causes_id_and_are_recorded(db, smtp, monkeypatch):
+def gone_away():
+    return OperationalError("UPDATE", {}, Exception("the database went away"))
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """The causes of every group recorded as sent, in order."""
+    groups: list[list[str]] = []
+    real = deliveries.mark_sent_many
+
+    def mark_sent_many(session, rows):
+        groups.append([row.cause for row in rows])
+        return real(session, rows)
+    monkeypatch.setattr(deliveries, "mark_sent_many", mark_sent_many)
+    return groups
+
+
+@pytest.fixture
+def pauses(monkeypatch):
+    """The pauses between retries of a database write (not really slept)."""
+    slept: list[float] = []
+    monkeypatch.setattr(eventlet, "sleep", lambda seconds=0: slept.append(seconds))
+    return slept
+
+
+def flapping(monkeypatch, name, failures):
+    """deliveries.<name> losing its database connection ``failures`` times first."""
+    real, left = getattr(deliveries, name), [failures]
+
+    def flaky(*args, **kwargs):
+        if left[0]:
+            left[0] -= 1
+            raise gone_away()
+        return real(*args, **kwargs)
+    monkeypatch.setattr(deliveries, name, flaky)
+
+
+def warnings_of(caplog):
+    return [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == sending.__name__ and r.levelno >= logging.WARNING]
+
+
+def test_due_messages_go_out_once_each_with_their_causes_id_and_are_recorded(
+        db, smtp, monkeypatch, caplog):
     worker = worker_for(db, monkeypatch, smtp.port)
     assert worker.connections == 2 and worker.mailers.qsize() == 2
-    monkeypatch.setattr(deliveries, "BATCH", 4)     # full batches: the loop claims again
+    # Batches of 4: a full batch makes the loop claim again, a short one ends it.
+    monkeypatch.setattr(deliveries, "BATCH", 4)
+    claims, real_claim = [], deliveries.claim_due
+
+    def claim_due(session, lease=deliveries.LEASE):
+        claims.append(len(batch := real_claim(session, limit=4, lease=lease)))
+        return batch
+    monkeypatch.setattr(deliveries, "claim_due", claim_due)
     for number in range(10):
         queue(db, number)
     sent_before = metric("evreg_messages_sent_total", kind="seat_confirmed", channel="email")
@@ -78,27 +136,42 @@ def test_due_messages_go_out_once_each_with_their_causes_id_and_are_recorded(db,
         assert str(message["To"]) == f"Attendee {number} <a{number}@example.org>"
     assert {(row.status, row.attempts, row.lease) for row in log(db).values()} == {("sent", 1, None)}
     assert metric("evreg_messages_sent_total", kind="seat_confirmed", channel="email") == sent_before + 10
+    assert claims == [4, 4, 2]
     worker.tick()                                   # nothing due: nothing sent again
-    assert len(smtp.mailbox.messages) == 10
+    assert len(smtp.mailbox.messages) == 10 and claims == [4, 4, 2, 0]
+    assert warnings_of(caplog) == []
+    # The connections are kept open between messages, and closed on stop.
+    mailers = list(worker.mailers.queue)
+    assert any(mailer._smtp is not None for mailer in mailers)
     worker.stop()
+    assert len(mailers) == 2 and all(mailer._smtp is None for mailer in mailers)
 
 
-def test_a_server_away_is_a_retry_later_and_the_message_is_kept(db, monkeypatch):
+def test_a_server_away_is_a_retry_later_and_the_message_is_kept(db, monkeypatch, recorded, caplog):
     worker = worker_for(db, monkeypatch, free_port(), connections=1)
     queue(db, 1)
     failed_before = metric("evreg_messages_failed_total", kind="seat_confirmed", channel="email", final="no")
+    sent_before = metric("evreg_messages_sent_total", kind="seat_confirmed", channel="email")
     worker.tick()
     [row] = log(db).values()
     assert (row.status, row.attempts, row.lease) == ("queued", 1, None)
     assert row.last_error.startswith("ConnectionRefusedError")
     assert metric("evreg_messages_failed_total", kind="seat_confirmed", channel="email",
                   final="no") == failed_before + 1
+    assert metric("evreg_messages_sent_total", kind="seat_confirmed", channel="email") == sent_before
+    assert recorded == []                           # a failure is never recorded as a send
+    assert warnings_of(caplog) == [("WARNING", "seat_confirmed to a1@example.org for status:r1:1: "
+                                               f"attempt 1 failed, will retry: {row.last_error}")]
 
 
-def test_the_server_back_the_retry_goes_out(db, smtp, monkeypatch):
+def test_the_server_back_the_retry_goes_out(db, smtp, monkeypatch, caplog):
     worker = worker_for(db, monkeypatch, free_port(), connections=1)
     queue(db, 1)
     worker.tick()
+    worker.tick()                                   # backing off: not tried again yet
+    assert [message for _, message in warnings_of(caplog)] == [
+        f"seat_confirmed to a1@example.org for status:r1:1: attempt 1 failed, will retry: "
+        f"{log(db)['status:r1:1'].last_error}"]
     worker = worker_for(db, monkeypatch, smtp.port, connections=1)
     with transaction(db) as session:
         session.execute(update(table).values(next_attempt_at=deliveries.utcnow()))
@@ -124,7 +197,7 @@ class Refusing:
         return await self.mailbox.handle_DATA(server, session, envelope)
 
 
-def test_a_refused_recipient_fails_for_good_and_the_others_still_go(db, monkeypatch):
+def test_a_refused_recipient_fails_for_good_and_the_others_still_go(db, monkeypatch, recorded, caplog):
     from aiosmtpd.controller import Controller
     server = SmtpServer()
     controller = Controller(Refusing(server.mailbox), hostname="127.0.0.1", port=server.port)
@@ -145,6 +218,9 @@ def test_a_refused_recipient_fails_for_good_and_the_others_still_go(db, monkeypa
     assert [str(m["To"]) for m in server.mailbox.messages] == ["Attendee 2 <a2@example.org>"]
     assert metric("evreg_messages_failed_total", kind="seat_confirmed", channel="email",
                   final="yes") == final_before + 1
+    assert recorded == [["status:r2:1"]]            # the refused one is not recorded as sent
+    assert warnings_of(caplog) == [("ERROR", "seat_confirmed to nobody@example.org for status:r1:1: "
+                                             f"attempt 1 failed for good: {rows['status:r1:1'].last_error}")]
 
 
 def test_a_message_that_cannot_be_built_fails_for_good_without_touching_the_server(db, smtp, monkeypatch):
@@ -187,8 +263,222 @@ def test_a_row_another_sender_took_over_is_not_sent_by_the_late_one(db, smtp, mo
         queue(db, number)
     with transaction(db) as session:
         claimed = deliveries.claim_due(session)
-    with transaction(db) as session:        # r2's lease ran out and another sender took it
-        session.execute(update(table).where(table.c.cause == "status:r2:1").values(lease="another"))
+    with transaction(db) as session:        # r1's lease ran out and another sender took it
+        session.execute(update(table).where(table.c.cause == "status:r1:1").values(lease="another"))
     worker._send_chunk(db, claimed)
-    assert sorted(smtp.mailbox.by_recipient()) == ["a0@example.org", "a1@example.org"]
-    assert log(db)["status:r2:1"].lease == "another"
+    # The late sender skips r1 and goes on with the rows it still holds.
+    assert sorted(smtp.mailbox.by_recipient()) == ["a0@example.org", "a2@example.org"]
+    rows = log(db)
+    assert (rows["status:r1:1"].status, rows["status:r1:1"].lease) == ("sending", "another")
+    assert rows["status:r0:1"].status == rows["status:r2:1"].status == "sent"
+
+
+def test_a_send_whose_lease_ran_out_before_its_record_is_left_to_the_new_holder_and_logged(
+        db, smtp, monkeypatch, recorded, caplog):
+    worker = worker_for(db, monkeypatch, smtp.port, connections=1)
+    monkeypatch.setattr(sending, "RECORD_EVERY", 3600)
+    for number in range(2):
+        queue(db, number)
+    real_send = worker._send
+
+    def send(sessions, mailer, row):
+        went = real_send(sessions, mailer, row)
+        if row.cause == "status:r0:1":      # sent, then taken over before its record
+            with transaction(db) as session:
+                session.execute(update(table).where(table.c.cause == row.cause).values(lease="another"))
+        return went
+    worker._send = send
+    worker.tick()
+    assert recorded == [["status:r0:1", "status:r1:1"]]
+    rows = log(db)
+    assert (rows["status:r0:1"].status, rows["status:r0:1"].lease) == ("sending", "another")
+    assert rows["status:r1:1"].status == "sent"
+    assert warnings_of(caplog) == [("WARNING", "1 messages were sent after their lease ran out; the "
+                                               "sender that took them over sends them again")]
+
+
+def test_a_group_is_recorded_once_a_send_has_waited_record_every(db, smtp, monkeypatch, recorded):
+    """Under light traffic a send is not left unrecorded for longer than
+    RECORD_EVERY (a sender killed meanwhile would send it again)."""
+    worker = worker_for(db, monkeypatch, smtp.port, connections=1)
+    monkeypatch.setattr(sending, "RECORD_EVERY", 0.5)
+    clock = [0.0]
+    monkeypatch.setattr(sending, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    real_send = worker._send
+
+    def send(sessions, mailer, row):        # each send takes a quarter of a second
+        clock[0] += 0.25
+        return real_send(sessions, mailer, row)
+    worker._send = send
+    for number in range(5):
+        queue(db, number)
+    worker.tick()
+    assert recorded == [["status:r0:1", "status:r1:1"], ["status:r2:1", "status:r3:1"], ["status:r4:1"]]
+
+
+def test_the_lease_is_the_configured_one_when_claimed_and_when_renewed(db, smtp, monkeypatch):
+    worker = worker_for(db, monkeypatch, smtp.port, connections=1, lease=600)
+    monkeypatch.setattr(sending, "GROUP", 1)
+    for number in range(3):
+        queue(db, number)
+    deadlines = []
+    real_send = worker._send
+
+    def send(sessions, mailer, row):
+        waiting = [r for r in log(db).values() if r.status == "sending"]
+        deadlines.append((len(waiting), min(r.next_attempt_at for r in waiting) - deliveries.utcnow()))
+        return real_send(sessions, mailer, row)
+    worker._send = send
+    worker.tick()
+    assert [count for count, _ in deadlines] == [3, 2, 1]
+    assert all(timedelta(seconds=590) < left <= timedelta(seconds=600) for _, left in deadlines)
+
+
+def test_a_batch_is_shared_over_the_connections_a_group_each_at_least(db, monkeypatch):
+    worker = worker_for(db, monkeypatch, free_port(), connections=3)
+    chunks = []
+    worker._send_chunk = lambda sessions, rows: chunks.append([row.cause for row in rows])
+
+    def queue_many(numbers):
+        with transaction(db) as session:
+            deliveries.enqueue_many(session, [deliveries.queued_row(
+                f"status:r{n:03}:1", "seat_confirmed", f"a{n}@example.org", "en",
+                {"subject": "s", "text": "t", "html": "h"}, "conf", f"r{n}") for n in numbers])
+    queue_many(range(10))
+    worker.tick()
+    assert [len(chunk) for chunk in chunks] == [10]         # one connection, one record
+    chunks.clear()
+    queue_many(range(10, 110))
+    worker.tick()
+    assert [len(chunk) for chunk in chunks] == [34, 34, 32]
+    assert sum(chunks, []) == [f"status:r{n:03}:1" for n in range(10, 110)]
+
+
+def test_a_database_hiccup_is_ridden_out_when_claiming_and_when_recording(
+        db, smtp, monkeypatch, pauses):
+    worker = worker_for(db, monkeypatch, smtp.port, connections=1)
+    queue(db, 1)
+    flapping(monkeypatch, "claim_due", 1)
+    flapping(monkeypatch, "mark_sent_many", 5)
+    worker.tick()
+    assert pauses == [0.2, 0.2, 0.4, 0.8, 1.6, 2.0]        # the claim's, then the record's
+    assert log(db)["status:r1:1"].status == "sent"
+    assert len(smtp.mailbox.messages) == 1
+
+
+def test_a_failure_is_recorded_through_a_database_hiccup(db, monkeypatch, pauses):
+    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+    queue(db, 1)
+    flapping(monkeypatch, "mark_failed", 5)
+    worker.tick()
+    row = log(db)["status:r1:1"]
+    assert (row.status, row.attempts, row.lease) == ("queued", 1, None)
+    assert pauses == [0.2, 0.4, 0.8, 1.6, 2.0]
+
+
+def cut_short_at_r1(worker):
+    def send(sessions, mailer, row):
+        if row.cause == "status:r1:1":
+            raise RuntimeError("the sender is going down")
+        return True
+    worker._send = send
+
+
+def test_a_chunk_cut_short_hands_back_the_rest_through_a_database_hiccup(db, monkeypatch, pauses):
+    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+    for number in range(3):
+        queue(db, number)
+    cut_short_at_r1(worker)
+    flapping(monkeypatch, "release", 5)
+    with pytest.raises(RuntimeError):
+        worker.tick()
+    rows = log(db)
+    assert (rows["status:r2:1"].status, rows["status:r2:1"].lease) == ("queued", None)
+    assert rows["status:r1:1"].status == "sending"          # started: left to its lease
+    assert pauses[-5:] == [0.2, 0.4, 0.8, 1.6, 2.0]
+
+
+def test_rows_that_cannot_be_handed_back_are_left_to_their_lease_and_logged(
+        db, monkeypatch, pauses, caplog):
+    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+    for number in range(3):
+        queue(db, number)
+    cut_short_at_r1(worker)
+    flapping(monkeypatch, "release", 100)
+    with pytest.raises(RuntimeError):
+        worker.tick()
+    assert {row.status for row in log(db).values()} == {"sending"}
+    [(level, message)] = warnings_of(caplog)
+    assert level == "WARNING" and message.startswith(
+        "could not hand back 1 claimed messages; they are sent when their lease runs out: "
+        "(builtins.Exception) the database went away")
+
+
+def test_a_failed_send_drops_its_connection_and_the_next_goes_over_a_fresh_one(db, monkeypatch):
+    server = SmtpServer()
+    peers = Busy(server.mailbox)
+    from aiosmtpd.controller import Controller
+    controller = Controller(peers, hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        worker = worker_for(db, monkeypatch, server.port, connections=1)
+        queue(db, 1, recipient="busy@example.org")
+        queue(db, 2)
+        queue(db, 3)
+        worker.tick()
+    finally:
+        controller.stop()
+    rows = log(db)
+    assert (rows["status:r1:1"].status, rows["status:r1:1"].attempts) == ("queued", 1)
+    assert rows["status:r1:1"].last_error.startswith("SMTPRecipientsRefused")
+    assert rows["status:r2:1"].status == rows["status:r3:1"].status == "sent"
+    refused_on, [second, third] = peers.refused_on, peers.delivered_on
+    assert second != refused_on and second == third      # a fresh connection, kept
+
+
+class Busy:
+    """An SMTP handler that defers one recipient (451, try again later) and
+    remembers the connection each recipient came over."""
+
+    def __init__(self, mailbox):
+        self.mailbox = mailbox
+        self.refused_on = None
+        self.delivered_on: list = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("busy@"):
+            self.refused_on = session.peer
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.delivered_on.append(session.peer)
+        return await self.mailbox.handle_DATA(server, session, envelope)
+
+
+def test_a_sent_message_is_logged_with_its_tracing_fields_and_addressed_without_a_name(
+        db, smtp, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger=sending.__name__)
+    worker = worker_for(db, monkeypatch, smtp.port, connections=1)
+    queue(db, 1, content={"subject": "Seat", "text": "t", "html": "h", "correlation_id": "corr-1"})
+    worker.tick()
+    [message] = smtp.mailbox.messages
+    assert str(message["To"]) == "a1@example.org"           # no name stored: none invented
+    [record] = [r for r in caplog.records if r.name == sending.__name__]
+    assert (record.levelname, record.getMessage()) == ("INFO", "sent seat_confirmed by email")
+    assert (record.correlation_id, record.kind, record.registration_id, record.event_slug) == (
+        "corr-1", "seat_confirmed", "r1", "conf")
+
+
+def test_a_worker_that_queued_messages_wakes_the_sender_when_it_is_done(db, monkeypatch):
+    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+    mine, other = object(), object()
+    worker.get_dependency(mine).queued()
+    worker.worker_result(other)
+    assert not worker._wake.ready()                 # another worker's end is not this one's commit
+    worker.worker_result(mine)
+    assert worker._wake.ready()
+    worker._wake = Event()
+    worker.get_dependency(other).wake()
+    assert worker._wake.ready()

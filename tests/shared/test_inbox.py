@@ -91,6 +91,7 @@ def test_the_inbox_table_is_the_one_each_service_migrates(tmp_path, service):
         assert table.name == "processed_messages"
         columns = reflected.tables[table.name].columns
         assert [c.name for c in columns if c.primary_key] == ["message_id", "handler"]
-        assert [str(c.type) for c in columns] == [str(c.type) for c in table.columns]
+        assert [(c.name, str(c.type), c.nullable) for c in columns] == [
+            (c.name, str(c.type), c.nullable) for c in table.columns]
     finally:
         engine.dispose()

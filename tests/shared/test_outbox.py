@@ -10,11 +10,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData, select, update
+from sqlalchemy import MetaData, UniqueConstraint, delete, select, update
 
 from shared import outbox as outbox_module
 from shared.contracts import RegistrationCancelled, RegistrationConfirmed
 from shared.db import make_engine, run_migrations, transaction
+from shared.messaging import ConfirmedPublisher
 from shared.outbox import Outbox, OutboxRelay, outbox_table
 from tests.support.paths import ROOT
 
@@ -101,6 +102,9 @@ def test_the_relay_publishes_due_rows_in_order_in_batches_and_marks_them(db, tab
     relay = relay_for(db, table)
     assert relay.exchange.name == f"{SERVICE}.events" and relay.exchange.type == "topic"
     assert relay.exchange.durable and relay.exchange.delivery_mode == 2
+    # it publishes to the service's broker (the stand-in below takes its place)
+    assert isinstance(relay.publisher, ConfirmedPublisher)
+    assert relay.publisher.amqp_uri == "amqp://guest:guest@127.0.0.1:1//"
     relay.publisher = publisher = Publisher()
     published_before = metric("evreg_outbox_published_total", event_type="registration.cancelled")
     relay.tick()
@@ -127,6 +131,60 @@ def test_a_row_not_due_yet_waits_and_a_message_without_correlation_carries_its_o
     assert relay.relay_once(db) == 1
     [[message]] = publisher.batches
     assert message["message_id"] == due and message["headers"] == {"nameko.correlation_id": due}
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    """The outbox's clock, stopped: ``frozen.now``."""
+    clock = SimpleNamespace(now=outbox_module.utcnow())
+    monkeypatch.setattr(outbox_module, "utcnow", lambda: clock.now)
+    return clock
+
+
+def test_rows_go_out_in_the_order_they_were_written_whenever_each_fell_due(db, table, frozen):
+    outbox = Outbox(table, "c", lambda: None)
+    with transaction(db) as session:
+        ids = outbox.add_many(session, [(cancelled(n), None) for n in range(3)])
+        for message_id, seconds in zip(ids, (1, 3, 2), strict=True):     # the first fell due last
+            session.execute(update(table).where(table.c.message_id == message_id).values(
+                next_attempt_at=frozen.now - timedelta(seconds=seconds)))
+    relay = relay_for(db, table)
+    relay.publisher = publisher = Publisher()
+    assert relay.relay_once(db) == 3
+    assert [m["message_id"] for m in publisher.batches[0]] == ids
+
+
+def test_a_row_written_this_instant_is_published_at_once(db, table, frozen):
+    with transaction(db) as session:
+        [message_id] = Outbox(table, "c", lambda: None).add_many(session, [(cancelled(1), None)])
+    relay = relay_for(db, table)
+    relay.publisher = publisher = Publisher()
+    assert relay.relay_once(db) == 1                  # due at the instant it was written
+    assert [m["message_id"] for m in publisher.batches[0]] == [message_id]
+
+
+@pytest.mark.parametrize("jitter", [0.8, 1.2])
+def test_an_unroutable_row_is_retried_after_its_backoff_within_a_fifth(db, table, frozen, monkeypatch, jitter):
+    monkeypatch.setattr(outbox_module.random, "uniform", lambda low, high: low if jitter == 0.8 else high)
+    with transaction(db) as session:
+        lost = Outbox(table, "c", lambda: None).add(session, cancelled(1))
+        session.execute(update(table).values(attempts=2))
+    relay = relay_for(db, table)
+    relay.publisher = Publisher(unroutable={lost})
+    relay.relay_once(db)
+    [kept] = rows(db, table)
+    assert kept.next_attempt_at == frozen.now + timedelta(seconds=4 * jitter)      # 2 ** 2
+
+
+def test_an_unroutable_row_is_named_in_the_log(db, table, caplog):
+    with transaction(db) as session:
+        lost = Outbox(table, "c", lambda: None).add(session, cancelled(1))
+    relay = relay_for(db, table)
+    relay.publisher = Publisher(unroutable={lost})
+    with caplog.at_level("WARNING", logger=outbox_module.__name__):
+        relay.relay_once(db)
+    [record] = caplog.records
+    assert "registration.cancelled" in record.getMessage() and lost in record.getMessage()
 
 
 def test_an_unroutable_row_is_kept_and_backed_off_its_batch_mates_are_marked(db, table, monkeypatch):
@@ -161,10 +219,19 @@ def test_an_unroutable_row_is_kept_and_backed_off_its_batch_mates_are_marked(db,
 def test_the_backlog_is_measured_every_few_seconds_not_after_every_batch(db, table, monkeypatch):
     relay = relay_for(db, table)
     relay.publisher = Publisher()
-    clock = SimpleNamespace(now=1000.0)
+    with transaction(db) as session:                    # an old row, left from before
+        Outbox(table, "c", lambda: None).add(session, cancelled(0))
+        session.execute(update(table).values(next_attempt_at=outbox_module.utcnow() + timedelta(hours=1)))
+    clock = SimpleNamespace(now=0.0)                    # whatever the monotonic clock reads
     monkeypatch.setattr(outbox_module.time, "monotonic", lambda: clock.now)
     relay.tick()
+    assert metric("evreg_outbox_backlog") == 1          # the first tick measures
+    with transaction(db) as session:
+        session.execute(delete(table))
+    clock.now = 1000.0
+    relay.tick()
     assert metric("evreg_outbox_backlog") == 0
+    assert metric("evreg_outbox_oldest_age_seconds") == 0     # nothing waits
     with transaction(db) as session:
         Outbox(table, "c", lambda: None).add(session, cancelled(1))
         session.execute(update(table).values(next_attempt_at=outbox_module.utcnow() + timedelta(hours=1),
@@ -176,6 +243,14 @@ def test_the_backlog_is_measured_every_few_seconds_not_after_every_batch(db, tab
     relay.tick()
     assert metric("evreg_outbox_backlog") == 1
     assert 30 <= metric("evreg_outbox_oldest_age_seconds") < 60
+
+
+def test_a_row_written_this_instant_has_waited_no_time(db, table, frozen):
+    with transaction(db) as session:
+        Outbox(table, "c", lambda: None).add(session, cancelled(1))
+        session.execute(update(table).values(next_attempt_at=frozen.now + timedelta(hours=1)))
+    relay_for(db, table)._observe_backlog(db)
+    assert metric("evreg_outbox_backlog") == 1 and metric("evreg_outbox_oldest_age_seconds") == 0
 
 
 class Worker:
@@ -199,6 +274,11 @@ def test_a_worker_gets_an_outbox_that_wakes_the_relay_once_the_worker_is_done(db
     assert relay._wake.ready()
 
 
+def unique_keys(table):
+    return {tuple(column.name for column in constraint.columns)
+            for constraint in table.constraints if isinstance(constraint, UniqueConstraint)}
+
+
 @pytest.mark.parametrize("service", ["registration", "capacity"])
 def test_the_outbox_table_is_the_one_each_service_migrates(tmp_path, service):
     engine = make_engine(f"sqlite:///{tmp_path}/{service}.db")
@@ -219,5 +299,7 @@ def test_the_outbox_table_is_the_one_each_service_migrates(tmp_path, service):
         assert [(c.name, str(c.type), c.nullable) for c in columns] == [
             (c.name, c.type.compile(dialect=engine.dialect), c.nullable) for c in table.columns]
         assert {index.name for index in table.indexes} == {index.name for index in reflected.tables[table.name].indexes}
+        # one row per message id: the same unique key as the migrated table's
+        assert unique_keys(table) == unique_keys(reflected.tables[table.name]) == {("message_id",)}
     finally:
         engine.dispose()
