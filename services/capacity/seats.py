@@ -8,6 +8,7 @@ above would fail the transaction rather than oversell.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -75,8 +76,7 @@ def apply_rules(session: Session, outbox, slug: str, rules: SeatRules, revision:
             session.execute(update(seat_pools).where(
                 seat_pools.c.event_slug == slug, seat_pools.c.pool == key).values(capacity=capacity))
     event = _lock_event(session, slug)
-    if current.revision > 0:     # a capacity raise: the waiting list moves up
-        _fill_free_seats(session, outbox, event)
+    _fill_free_seats(session, outbox, event)    # a raise moves the waiting list up (a new event has none)
     return event
 
 
@@ -189,7 +189,7 @@ def confirm_hold(session: Session, outbox, confirmed: RegistrationConfirmed) -> 
     row = _reservation(session, confirmed.registration_id)
     if row is None or row.state != Status.HELD:
         return
-    _decide(session, outbox, row, Status.CONFIRMED, hold_expires_at=None)
+    _decide(session, outbox, row, Status.CONFIRMED)
 
 
 def expire_hold(session: Session, outbox, registration_id: str, now: datetime) -> bool:
@@ -202,7 +202,7 @@ def expire_hold(session: Session, outbox, registration_id: str, now: datetime) -
     row = _reservation(session, registration_id)
     if row.state != Status.HELD or row.hold_expires_at + HOLD_GRACE > now:
         return False
-    _decide(session, outbox, row, Status.EXPIRED, hold_expires_at=None)
+    _decide(session, outbox, row, Status.EXPIRED)
     pools = _pools(session, event.event_slug)
     _give_back(session, event.event_slug, pools, ledger.pool_keys(row.category, row.sessions))
     _fill_free_seats(session, outbox, event)
@@ -294,10 +294,9 @@ def _give_back(session, slug, pools, needs):
 def _seat(session, outbox, event, row, promoted: bool):
     if event.hold_seconds:
         deadline = utcnow() + timedelta(seconds=event.hold_seconds)
-        _decide(session, outbox, row, Status.HELD, promoted=promoted, queue_seq=None,
-                hold_expires_at=deadline)
+        _decide(session, outbox, row, Status.HELD, promoted=promoted, hold_expires_at=deadline)
     else:
-        _decide(session, outbox, row, Status.CONFIRMED, promoted=promoted, queue_seq=None)
+        _decide(session, outbox, row, Status.CONFIRMED, promoted=promoted)
 
 
 def _position(session, row) -> int:
@@ -310,19 +309,19 @@ def _position(session, row) -> int:
 
 
 def _same_line(category):
-    return reservations.c.category.is_(None) if category is None else reservations.c.category == category
+    # SQLAlchemy compares with None as IS NULL: the line of those without a category.
+    return reservations.c.category == category
 
 
 def _fill_free_seats(session, outbox, event):
     pools = _pools(session, event.event_slug)
-    waiting_rows = session.execute(select(reservations).where(
-        reservations.c.event_slug == event.event_slug, reservations.c.state == Status.WAITLISTED)
-        .order_by(reservations.c.queue_seq)).all()
+    waiting_rows = session.execute(select(reservations).where(   # ledger.promote orders them
+        reservations.c.event_slug == event.event_slug, reservations.c.state == Status.WAITLISTED)).all()
     if not waiting_rows:
         return
     waiting = [ledger.Waiting(r.registration_id, ledger.pool_keys(r.category, r.sessions), r.queue_seq)
                for r in waiting_rows]
-    planned = {key: ledger.Pool(p.key, p.capacity, p.used) for key, p in pools.items()}
+    planned = {key: replace(pool) for key, pool in pools.items()}     # a copy to plan on
     by_id = {r.registration_id: r for r in waiting_rows}
     for entry in ledger.promote(planned, waiting):
         _take(session, event.event_slug, pools, entry.needs)
@@ -335,13 +334,14 @@ def _set_state(session, row, state, **values):
         state=state, updated_at=utcnow(), **values))
 
 
-def _decide(session, outbox, row, outcome, promoted=False, waitlist_position=None,
-            reason=None, **values):
-    state = outcome
-    values.setdefault("hold_expires_at", None)
+def _decide(session, outbox, row, outcome, promoted=False, hold_expires_at=None):
+    """A later decision on a registration, announced with the next decision_seq.
+    No later decision puts anyone on the waiting list: the registration leaves
+    the line (if it was on it), and any outcome but a new hold clears the
+    hold's deadline."""
     seq = row.decision_seq + 1
-    _set_state(session, row, state, decision_seq=seq, **values)
+    _set_state(session, row, outcome, decision_seq=seq, queue_seq=None,
+               hold_expires_at=hold_expires_at)
     outbox.add(session, SeatDecided(
         registration_id=row.registration_id, event_slug=row.event_slug, outcome=outcome,
-        decision_seq=seq, promoted=promoted, waitlist_position=waitlist_position,
-        hold_expires_at=values.get("hold_expires_at"), reason=reason))
+        decision_seq=seq, promoted=promoted, hold_expires_at=hold_expires_at))

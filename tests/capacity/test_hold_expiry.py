@@ -96,14 +96,19 @@ def test_a_hold_is_not_expired_inside_the_grace_even_when_asked(db, outbox, held
 
 def test_after_the_grace_the_hold_expires_once_and_the_first_waiting_is_seated(db, outbox, held):
     now = held + seats.HOLD_GRACE
+    before = seats.utcnow()
     assert expire(db, outbox, now) is True
+    after = seats.utcnow()
     assert expire(db, outbox, now + timedelta(seconds=5)) is False        # once
     assert (state(db, "a"), state(db, "b"), used(db)) == ("expired", "held", 1)
     later = [(d.registration_id, d.outcome, d.promoted) for d in outbox.of_type(SeatDecided)
              if d.decision_seq > 1]
     assert later == [("a", "expired", False), ("b", "held", True)]
     [promotion] = [d for d in outbox.of_type(SeatDecided) if d.registration_id == "b" and d.promoted]
-    assert promotion.hold_expires_at is not None                         # b gets a window of its own
+    window = timedelta(seconds=30)                                       # b gets a window of its own
+    assert before + window <= promotion.hold_expires_at <= after + window
+    assert due(db, promotion.hold_expires_at + seats.HOLD_GRACE - TICK) == []
+    assert due(db, promotion.hold_expires_at + seats.HOLD_GRACE) == ["b"]  # and it runs out too
 
 
 def test_a_confirmation_inside_the_grace_wins(db, outbox, held):

@@ -1,5 +1,6 @@
 """Seat decisions against a real (SQLite) database."""
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,8 +12,16 @@ from services.capacity import seats
 from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations, seat_pools
 from services.capacity.service import CapacityService
-from shared.contracts import RegistrationCancelled, RegistrationRequested, SeatDecided, SeatRules, envelope
+from shared.contracts import (
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationRequested,
+    SeatDecided,
+    SeatRules,
+    envelope,
+)
 from shared.db import transaction
+from shared.errors import EventNotKnownYet
 from shared.outbox import Outbox
 from shared.schemas import EventSpec
 from tests.conftest import RecordingOutbox
@@ -197,3 +206,222 @@ def test_the_timer_expires_holds_past_their_grace_earliest_first_and_seats_who_w
     assert promoted == [("c", "held"), ("d", "held")]
     service.expire_holds()                                        # nothing left to expire
     assert len([d for d in outbox.of_type(SeatDecided) if d.outcome == "expired"]) == 2
+
+
+# -- more than one event, batches, categories ---------------------------------------
+def rules(capacity, waitlist=True, window=None, **categories):
+    return SeatRules(capacity=capacity, waitlist=waitlist, confirmation_window=window,
+                     categories=categories, sessions={})
+
+
+def request(registration_id, slug="conf", category=None, sessions=(), **fields):
+    return RegistrationRequested(registration_id=registration_id, event_slug=slug, category=category,
+                                 sessions=list(sessions), requested_at=datetime.now(UTC), **fields)
+
+
+def seats_of(db, slug):
+    with transaction(db) as session:
+        return seats.event_seats(session, slug)
+
+
+def states(db):
+    with transaction(db) as session:
+        return dict(session.execute(select(reservations.c.registration_id, reservations.c.state)).all())
+
+
+def positions(db, *names):
+    with transaction(db) as session:
+        return [seats.waitlist_position(session, name) for name in names]
+
+
+def test_events_never_share_seats_or_waiting_lists(db, outbox):
+    with transaction(db) as session:
+        seats.apply_rules(session, outbox, "conf", rules(1), revision=1)
+        seats.apply_rules(session, outbox, "expo", rules(2), revision=1)
+    for slug, name in (("expo", "x"), ("expo", "y"), ("expo", "z"), ("conf", "a"), ("conf", "b"),
+                       ("expo", "w"), ("conf", "c")):
+        with transaction(db) as session:
+            seats.reserve(session, outbox, request(name, slug))
+    assert decisions(outbox) == [("x", "confirmed", None), ("y", "confirmed", None),
+                                 ("z", "waitlisted", 1), ("a", "confirmed", None),
+                                 ("b", "waitlisted", 1),    # first in conf's line, not second
+                                 ("w", "waitlisted", 2), ("c", "waitlisted", 2)]
+    assert positions(db, "b", "c", "z", "w") == [1, 2, 1, 2]
+    with transaction(db) as session:                   # expo frees a seat: conf's b still waits
+        seats.release(session, outbox, RegistrationCancelled(registration_id="x", event_slug="expo"))
+    assert states(db) == {"a": "confirmed", "b": "waitlisted", "c": "waitlisted", "x": "cancelled",
+                          "y": "confirmed", "z": "confirmed", "w": "waitlisted"}
+    assert positions(db, "b", "c", "w") == [1, 2, 1]
+    with transaction(db) as session:                   # conf grows: expo's pool stays as it was
+        seats.apply_rules(session, outbox, "conf", rules(2), revision=2)
+    assert seats_of(db, "conf")["pools"]["event"] == {"capacity": 2, "used": 2, "left": 0}
+    assert seats_of(db, "expo")["pools"]["event"] == {"capacity": 2, "used": 2, "left": 0}
+    cancel(db, outbox, "a")                            # conf's c moves up, nobody of expo's
+    assert seats_of(db, "expo")["pools"]["event"]["used"] == 2
+    assert states(db)["c"] == "confirmed" and states(db)["w"] == "waitlisted"
+
+
+def test_a_batch_decided_together_keeps_its_arrival_order(db, outbox):
+    with transaction(db) as session:
+        seats.apply_rules(session, outbox, "conf", rules(1), revision=1)
+        seats.reserve_many(session, outbox, [(request(name), None) for name in ("a", "b", "c", "b")])
+    assert decisions(outbox) == [("a", "confirmed", None), ("b", "waitlisted", 1),
+                                 ("c", "waitlisted", 2)]     # b asked twice: decided once
+    assert positions(db, "b", "c") == [1, 2]
+    cancel(db, outbox, "a")
+    assert states(db) == {"a": "cancelled", "b": "confirmed", "c": "waitlisted"}
+    assert positions(db, "c") == [1]
+
+
+def test_each_category_has_a_waiting_line_of_its_own(db, outbox):
+    with transaction(db) as session:
+        seats.apply_rules(session, outbox, "conf", rules(10, local=1, abroad=1), revision=1)
+    for name, category in (("a", "local"), ("x", "abroad"), ("b", "local"), ("y", "abroad"),
+                           ("c", "local")):
+        with transaction(db) as session:
+            seats.reserve(session, outbox, request(name, category=category))
+    with transaction(db) as session:
+        seats.reserve_many(session, outbox, [(request("d", category="local"), None),
+                                             (request("z", category="abroad"), None)])
+    assert [(name, position) for name, outcome, position in decisions(outbox)
+            if outcome == "waitlisted"] == [("b", 1), ("y", 1), ("c", 2), ("d", 3), ("z", 2)]
+    assert positions(db, "b", "c", "d", "y", "z") == [1, 2, 3, 1, 2]
+
+
+def test_only_a_rejection_gives_the_reason_full(db, outbox):
+    describe(db, outbox, capacity=1, waitlist=False)
+    ask(db, outbox, "a")
+    ask(db, outbox, "b")
+    assert [(d.registration_id, d.outcome, d.reason) for d in outbox.of_type(SeatDecided)] == [
+        ("a", "confirmed", None), ("b", "rejected", "full")]
+    describe(db, outbox, revision=2, capacity=1, waitlist=True)
+    ask(db, outbox, "c")
+    assert [(d.outcome, d.reason) for d in outbox.of_type(SeatDecided)][-1] == ("waitlisted", None)
+
+
+def test_a_later_revision_can_turn_the_waiting_list_off(db, outbox):
+    describe(db, outbox, capacity=1, waitlist=True)
+    describe(db, outbox, revision=2, capacity=1, waitlist=False)
+    ask(db, outbox, "a")
+    ask(db, outbox, "b")
+    assert decisions(outbox) == [("a", "confirmed", None), ("b", "rejected", None)]
+
+
+def test_a_revision_is_taken_once(db, outbox):
+    describe(db, outbox, capacity=1)
+    describe(db, outbox, capacity=5)           # the same revision again: the first copy stands
+    assert seats_of(db, "conf")["pools"]["event"]["capacity"] == 1
+
+
+def test_a_request_bringing_a_raise_seats_the_waiting_before_itself(db, outbox):
+    describe(db, outbox, capacity=1)
+    ask(db, outbox, "a")
+    ask(db, outbox, "b")
+    ask_with_rules(db, outbox, "c", revision=2, capacity=2)
+    assert [(d.registration_id, d.outcome, d.promoted) for d in outbox.of_type(SeatDecided)][2:] == [
+        ("b", "confirmed", True), ("c", "waitlisted", False)]
+
+
+def test_a_batch_takes_the_newest_rules_any_of_its_requests_brings(db, outbox):
+    older, newer = (SeatRules.of(EventSpec.model_validate_json(json.dumps(
+        event_document(slug="conf", capacity=capacity)))) for capacity in (1, 2))
+    with transaction(db) as session:
+        seats.reserve_many(session, outbox, [
+            (request("a", sessions=["day-1"], event_revision=1, seat_rules=older), None),
+            (request("b", sessions=["day-1"], event_revision=2, seat_rules=newer), None),
+            (request("c", sessions=["day-1"], event_revision=1, seat_rules=older), None)])
+    assert decisions(outbox) == [("a", "confirmed", None), ("b", "confirmed", None),
+                                 ("c", "waitlisted", 1)]
+    assert seats_of(db, "conf")["pools"]["event"]["capacity"] == 2
+
+
+def test_an_event_not_described_yet_is_refused_and_nothing_is_kept(db, outbox):
+    with transaction(db) as session:
+        seats.apply_rules(session, outbox, "conf", rules(1), revision=1)
+    attempts = [lambda s: seats.reserve(s, outbox, request("a", "ghost")),
+                lambda s: seats.release(s, outbox, RegistrationCancelled(registration_id="a",
+                                                                         event_slug="ghost")),
+                lambda s: seats.confirm_hold(s, outbox, RegistrationConfirmed(registration_id="a",
+                                                                              event_slug="ghost"))]
+    for attempt in attempts:
+        with pytest.raises(EventNotKnownYet, match="'ghost' has not been described"):
+            with transaction(db) as session:
+                attempt(session)
+    assert states(db) == {} and outbox.messages == []
+
+
+def test_a_pool_refuses_seats_beyond_its_capacity_even_if_the_count_above_is_wrong(
+        db, outbox, monkeypatch):
+    describe(db, outbox, capacity=1)
+    ask(db, outbox, "a")
+    stale = seats._pools
+    monkeypatch.setattr(seats, "_pools", lambda session, slug: {
+        key: replace(pool, used=0) for key, pool in stale(session, slug).items()})
+    with pytest.raises(seats.SeatInvariantBroken, match="pool event of conf cannot give 1 more seats"):
+        ask(db, outbox, "b")
+    monkeypatch.undo()
+    assert states(db) == {"a": "confirmed"}
+    assert seats_of(db, "conf")["pools"]["event"]["used"] == 1
+
+
+# -- holds and the decisions that follow ------------------------------------------------
+def test_a_hold_lasts_the_confirmation_window_from_the_decision(db, outbox):
+    describe(db, outbox, capacity=1, confirmation_window="PT30S")
+    before = seats.utcnow()
+    ask(db, outbox, "a")
+    after = seats.utcnow()
+    [decision] = outbox.of_type(SeatDecided)
+    assert decision.outcome == "held"
+    assert before + timedelta(seconds=30) <= decision.hold_expires_at <= after + timedelta(seconds=30)
+    with transaction(db) as session:
+        assert session.execute(select(reservations.c.hold_expires_at)).scalar_one() == \
+            decision.hold_expires_at
+
+
+def test_every_later_decision_carries_the_next_sequence_number(db, outbox):
+    describe(db, outbox, capacity=1, confirmation_window="PT30S")
+    ask(db, outbox, "a")
+    ask(db, outbox, "b")
+    before = seats.utcnow()
+    cancel(db, outbox, "a")
+    with transaction(db) as session:
+        seats.confirm_hold(session, outbox, RegistrationConfirmed(registration_id="b",
+                                                                 event_slug="conf"))
+    assert [(d.outcome, d.decision_seq, d.promoted) for d in outbox.of_type(SeatDecided)
+            if d.registration_id == "b"] == [("waitlisted", 1, False), ("held", 2, True),
+                                             ("confirmed", 3, False)]
+    with transaction(db) as session:
+        row = session.execute(select(reservations).where(
+            reservations.c.registration_id == "b")).one()
+    assert (row.state, row.decision_seq, row.hold_expires_at) == ("confirmed", 3, None)
+    assert row.updated_at >= before
+
+
+def test_expiring_a_registration_capacity_never_saw_does_nothing(db, outbox):
+    describe(db, outbox, capacity=1)
+    with transaction(db) as session:
+        assert seats.expire_hold(session, outbox, "nobody", seats.utcnow()) is False
+    assert outbox.messages == []
+
+
+def test_the_timer_takes_at_most_a_hundred_holds_at_a_time(db, outbox):
+    describe(db, outbox, capacity=200, confirmation_window="PT30S")
+    now = seats.utcnow()
+    with transaction(db) as session:
+        seats.reserve_many(session, outbox, [(request(f"r{n:03}"), None) for n in range(101)])
+        session.execute(update(reservations).values(hold_expires_at=now - timedelta(minutes=1)))
+        assert len(seats.due_holds(session, now)) == 100
+
+
+def test_a_pool_added_later_never_counts_below_zero(db, outbox):
+    """A category pool that appears in a later revision starts at zero: giving
+    back a seat taken before it existed leaves it at zero, not at -1 (which
+    would let it give one seat too many)."""
+    describe(db, outbox, capacity=10)
+    ask(db, outbox, "a", category="local")
+    describe(db, outbox, revision=2, capacity=10, categories=[{"slug": "local", "capacity": 1}])
+    cancel(db, outbox, "a")
+    assert seats_of(db, "conf")["pools"]["category:local"] == {"capacity": 1, "used": 0, "left": 1}
+    ask(db, outbox, "b", category="local")
+    ask(db, outbox, "c", category="local")
+    assert decisions(outbox)[-2:] == [("b", "confirmed", None), ("c", "waitlisted", 1)]
