@@ -123,7 +123,7 @@ class Settings:
     # How long a sender holds the messages it claimed from the delivery log
     # (renewed as it records sends); a sender that dies leaves rows that are
     # sent again once it runs out.
-    send_lease_seconds: float = 60.0
+    send_lease_seconds: float
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:

@@ -55,7 +55,6 @@ class _Handle:
 
 class DeliveryWorker(BackgroundLoop):
     interval = 0.5
-    lease = deliveries.LEASE      # SEND_LEASE_SECONDS, from the settings at setup
 
     def setup(self):
         super().setup()

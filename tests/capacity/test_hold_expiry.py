@@ -11,27 +11,15 @@ import pytest
 from sqlalchemy import select
 
 from services.capacity import seats
-from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations, seat_pools
 from shared.contracts import RegistrationConfirmed, RegistrationRequested, SeatDecided
 from shared.db import transaction
 from shared.schemas import EventSpec
-from tests.conftest import RecordingOutbox
 from tests.support.documents import event_document
 
 pytestmark = pytest.mark.timeout(60)
 
 TICK = timedelta(milliseconds=1)
-
-
-@pytest.fixture
-def db(service_db):
-    return service_db("capacity")
-
-
-@pytest.fixture
-def outbox():
-    return RecordingOutbox(outbox_table)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from services.capacity.models import reservations, seat_events, seat_pools
 from shared.contracts import RegistrationRequested, SeatRules
 from shared.db import make_engine, run_migrations, transaction
 from shared.outbox import Outbox
-from tests.support.contention import InThread, backend_pid, lock_wait, postgres_service_db, wait_until
+from tests.support.contention import InThread, postgres_service_db, run_until_it_waits
 from tests.support.paths import ROOT
 
 CAPACITY = 3
@@ -186,16 +186,8 @@ def second_replica_while_first_is_open(engine, db, slug, monkeypatch, lock_event
     monkeypatch.setattr(seats, "_lock_event", lock_event)
     first = db()
     seats.reserve_many(first, OUTBOX, [(request(slug, f"{slug}-a"), None)])
-    pid: list[int] = []
-
-    def second():
-        with transaction(db) as session:
-            pid.append(backend_pid(session))
-            seats.reserve_many(session, OUTBOX, [(request(slug, f"{slug}-b"), None)])
-    replica_b = InThread(second, "replica-b")
-    wait_until(lambda: bool(pid) and (lock_wait(engine, pid[0]) is not None or replica_b.done.is_set()),
-               10, "replica B to wait on a lock")
-    waiting_in = lock_wait(engine, pid[0])
+    replica_b, waiting_in = run_until_it_waits(engine, db, lambda session: seats.reserve_many(
+        session, OUTBOX, [(request(slug, f"{slug}-b"), None)]), "replica B")
     assert not replica_b.done.is_set(), f"B went through while A was open: {replica_b.error!r}"
     return first, replica_b, waiting_in
 

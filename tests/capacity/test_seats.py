@@ -28,16 +28,6 @@ from tests.conftest import RecordingOutbox
 from tests.support.documents import event_document
 
 
-@pytest.fixture
-def db(service_db):
-    return service_db("capacity")
-
-
-@pytest.fixture
-def outbox():
-    return RecordingOutbox(outbox_table)
-
-
 def describe(db, outbox, revision=1, **fields):
     spec = EventSpec.model_validate_json(json.dumps(event_document(slug="conf", **fields)))
     with transaction(db) as session:

@@ -10,7 +10,6 @@ from nameko.testing.services import worker_factory
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations
 from services.capacity.service import CapacityService
 from shared.contracts import (
@@ -23,18 +22,7 @@ from shared.contracts import (
 )
 from shared.db import transaction
 from shared.schemas import EventSpec
-from tests.conftest import RecordingOutbox
 from tests.support.documents import event_document
-
-
-@pytest.fixture
-def db(service_db):
-    return service_db("capacity")
-
-
-@pytest.fixture
-def outbox():
-    return RecordingOutbox(outbox_table)
 
 
 @pytest.fixture

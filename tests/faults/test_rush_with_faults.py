@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.support.broker import rabbitmqctl
-from tests.support.databases import require_postgres
+from tests.support.databases import POSTGRES_ADMIN_URL, require_postgres
 from tests.support.stack import SEND_LEASE_SECONDS, Stack
 from tests.support.waiting import wait_until
 
@@ -186,10 +186,14 @@ class Faults:
             time.sleep(0.5)
         self.note(f"probes while the broker was away: {self.probes}")
 
+    @property
+    def databases(self) -> dict:
+        """The stack's PostgreSQL database names -> the service each is for."""
+        return {self.stack.postgres.names[d]: d for d in DATABASES}
+
     def cut_database_connections(self):
-        names = {self.stack.postgres.names[d]: d for d in DATABASES}
-        connection = psycopg2.connect(self.stack.postgres.url("registration").rsplit("/", 1)[0]
-                                      + "/postgres", application_name=ME)
+        names = self.databases
+        connection = psycopg2.connect(POSTGRES_ADMIN_URL, application_name=ME)
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("SELECT datname, count(pg_terminate_backend(pid)), max(now()) "
@@ -204,7 +208,7 @@ class Faults:
 
     def reconnected(self) -> dict:
         """Per database, the services' connections opened since the cut."""
-        names = {self.stack.postgres.names[d]: d for d in DATABASES}
+        names = self.databases
         rows = query(self.stack, "registration",
                      "SELECT datname, count(*) FROM pg_stat_activity WHERE datname = ANY(%s) "
                      "AND application_name <> %s AND backend_start > %s GROUP BY datname",

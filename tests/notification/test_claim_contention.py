@@ -25,7 +25,7 @@ from services.notification.models import deliveries as deliveries_table
 from services.notification.models import scheduled
 from shared.clock import utcnow
 from shared.db import transaction
-from tests.support.contention import InThread, backend_pid, lock_wait, postgres_service_db, wait_until
+from tests.support.contention import postgres_service_db, run_until_it_waits
 
 ROWS = 10
 A_TAKES = 4
@@ -76,6 +76,21 @@ def lock_timed_out(error: BaseException) -> bool:
     return isinstance(error, OperationalError) and isinstance(error.orig, psycopg2.errors.LockNotAvailable)
 
 
+def assert_second_claim_waits(db, claim_first, claim_second):
+    """A claims and keeps its transaction open; B's claim waits on A's rows
+    (cut short by a lock_timeout) instead of skipping them."""
+    first = db()
+    try:
+        claim_first(first)
+        with pytest.raises(OperationalError) as raised, transaction(db) as second:
+            second.execute(text("SET LOCAL lock_timeout = '300ms'"))     # the wait, cut short
+            claim_second(second)
+        assert lock_timed_out(raised.value)
+    finally:
+        first.rollback()
+        first.close()
+
+
 def delivery_rows(db) -> dict:
     with transaction(db) as session:
         return {row.id: row for row in session.execute(select(deliveries_table))}
@@ -110,16 +125,8 @@ def test_without_skip_locked_a_second_sender_waits_for_the_first(pg, due_deliver
     lock_timeout fails it): the senders would take turns instead of sharing."""
     _engine, db = pg
     monkeypatch.setattr(deliveries, "skip_locked", plain_lock)
-    first = db()
-    try:
-        deliveries.claim_due(first, limit=A_TAKES)
-        with pytest.raises(OperationalError) as raised, transaction(db) as second:
-            second.execute(text("SET LOCAL lock_timeout = '300ms'"))     # the wait, cut short
-            deliveries.claim_due(second)
-        assert lock_timed_out(raised.value)
-    finally:
-        first.rollback()
-        first.close()
+    assert_second_claim_waits(db, lambda session: deliveries.claim_due(session, limit=A_TAKES),
+                              deliveries.claim_due)
 
 
 @pytest.mark.timeout(30)
@@ -132,15 +139,7 @@ def test_without_any_lock_a_second_sender_claims_the_rows_of_the_first(pg, due_d
     first = db()
     try:
         claimed_a = deliveries.claim_due(first, limit=A_TAKES)
-        pid: list[int] = []
-
-        def second():
-            with transaction(db) as session:
-                pid.append(backend_pid(session))
-                return deliveries.claim_due(session)
-        replica_b = InThread(second, "sender-b")
-        wait_until(lambda: bool(pid) and (lock_wait(engine, pid[0]) is not None or replica_b.done.is_set()),
-                   10, "sender B to wait for A's rows")
+        replica_b, _ = run_until_it_waits(engine, db, deliveries.claim_due, "sender B")
         first.commit()
     finally:
         first.close()
@@ -236,16 +235,8 @@ def test_without_skip_locked_a_second_timer_waits_for_the_first(pg, due_reminder
     _engine, db = pg
     monkeypatch.setattr(schedule, "skip_locked", plain_lock)
     now = utcnow()
-    first = db()
-    try:
-        schedule.claim_due(first, now, limit=A_TAKES)
-        with pytest.raises(OperationalError) as raised, transaction(db) as second:
-            second.execute(text("SET LOCAL lock_timeout = '300ms'"))     # the wait, cut short
-            schedule.claim_due(second, now)
-        assert lock_timed_out(raised.value)
-    finally:
-        first.rollback()
-        first.close()
+    assert_second_claim_waits(db, lambda session: schedule.claim_due(session, now, limit=A_TAKES),
+                              lambda session: schedule.claim_due(session, now))
 
 
 @pytest.mark.timeout(30)

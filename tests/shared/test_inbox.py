@@ -1,15 +1,13 @@
 """The inbox: a message is applied once per handler, however often it comes,
 in the same transaction as its record; twins in one batch count once."""
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, select
 
 from shared.contracts import RegistrationCancelled, envelope
-from shared.db import make_engine, run_migrations, transaction
+from shared.db import transaction
 from shared.inbox import inbox_table, process_batch, process_once
-from tests.support.paths import ROOT
+from tests.support.databases import migrated_table
 
 TABLE = inbox_table(MetaData())
 
@@ -76,22 +74,9 @@ def test_a_failed_effect_leaves_no_record_and_the_message_is_applied_later(db):
 def test_the_inbox_table_is_the_one_each_service_migrates(tmp_path, service):
     """The table the code writes to is the one the migrations built: the same
     columns, types and keys (the key is what makes a twin find its record)."""
-    engine = make_engine(f"sqlite:///{tmp_path}/{service}.db")
-    try:
-        run_migrations(engine, ROOT / "services" / service / "migrations")
-        metadata = MetaData()
-        table = inbox_table(metadata)
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={
-                "compare_type": True,
-                "include_name": lambda name, kind, parent: kind != "table" or name == table.name})
-            assert compare_metadata(context, metadata) == []
-            reflected = MetaData()
-            reflected.reflect(connection, only=[table.name])
-        assert table.name == "processed_messages"
-        columns = reflected.tables[table.name].columns
-        assert [c.name for c in columns if c.primary_key] == ["message_id", "handler"]
-        assert [(c.name, str(c.type), c.nullable) for c in columns] == [
-            (c.name, str(c.type), c.nullable) for c in table.columns]
-    finally:
-        engine.dispose()
+    table, reflected, _dialect = migrated_table(tmp_path, service, inbox_table)
+    assert table.name == "processed_messages"
+    columns = reflected.columns
+    assert [c.name for c in columns if c.primary_key] == ["message_id", "handler"]
+    assert [(c.name, str(c.type), c.nullable) for c in columns] == [
+        (c.name, str(c.type), c.nullable) for c in table.columns]

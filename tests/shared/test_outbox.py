@@ -7,17 +7,15 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData, UniqueConstraint, delete, select, update
+from sqlalchemy import UniqueConstraint, delete, select, update
 
 from shared import outbox as outbox_module
 from shared.contracts import RegistrationCancelled, RegistrationConfirmed
-from shared.db import make_engine, run_migrations, transaction
+from shared.db import transaction
 from shared.messaging import ConfirmedPublisher
 from shared.outbox import Outbox, OutboxRelay, outbox_table
-from tests.support.paths import ROOT
+from tests.support.databases import migrated_table
 
 SERVICE = "outboxtest"
 
@@ -281,25 +279,12 @@ def unique_keys(table):
 
 @pytest.mark.parametrize("service", ["registration", "capacity"])
 def test_the_outbox_table_is_the_one_each_service_migrates(tmp_path, service):
-    engine = make_engine(f"sqlite:///{tmp_path}/{service}.db")
-    try:
-        run_migrations(engine, ROOT / "services" / service / "migrations")
-        metadata = MetaData()
-        table = outbox_table(metadata)
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={
-                "compare_type": True,
-                "include_name": lambda name, kind, parent: kind != "table" or name == table.name})
-            assert compare_metadata(context, metadata) == []
-            reflected = MetaData()
-            reflected.reflect(connection, only=[table.name])
-        assert table.name == "outbox"
-        columns = reflected.tables[table.name].columns
-        assert [c.name for c in columns if c.primary_key] == ["id"]
-        assert [(c.name, str(c.type), c.nullable) for c in columns] == [
-            (c.name, c.type.compile(dialect=engine.dialect), c.nullable) for c in table.columns]
-        assert {index.name for index in table.indexes} == {index.name for index in reflected.tables[table.name].indexes}
-        # one row per message id: the same unique key as the migrated table's
-        assert unique_keys(table) == unique_keys(reflected.tables[table.name]) == {("message_id",)}
-    finally:
-        engine.dispose()
+    table, reflected, dialect = migrated_table(tmp_path, service, outbox_table)
+    assert table.name == "outbox"
+    columns = reflected.columns
+    assert [c.name for c in columns if c.primary_key] == ["id"]
+    assert [(c.name, str(c.type), c.nullable) for c in columns] == [
+        (c.name, c.type.compile(dialect=dialect), c.nullable) for c in table.columns]
+    assert {index.name for index in table.indexes} == {index.name for index in reflected.indexes}
+    # one row per message id: the same unique key as the migrated table's
+    assert unique_keys(table) == unique_keys(reflected) == {("message_id",)}

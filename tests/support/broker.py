@@ -5,8 +5,10 @@ import subprocess
 import uuid
 
 
-def rabbitmqctl(*args) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def rabbitmqctl(*args) -> str:
+    """``rabbitmqctl -q args``; what it printed."""
+    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
 
 
 class Vhost:

@@ -1,20 +1,20 @@
 """Helpers for the contention tests: a migrated PostgreSQL database of one
-service, work run in a thread whose outcome is kept, and a look at whether a
-PostgreSQL backend is waiting on a lock."""
+service, work run in a thread whose outcome is kept, and work run until it
+waits on a lock another transaction holds."""
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db import make_engine, run_migrations
+from shared.db import make_engine, run_migrations, transaction
 from tests.support.databases import PostgresDatabases, require_postgres
 from tests.support.paths import ROOT
+from tests.support.waiting import wait_until
 
 # A claim or lock that should never wait fails after this long instead of
 # hanging the test (and a regression shows up as LockNotAvailable).
@@ -76,15 +76,6 @@ class InThread:
         return self.result
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, every: float = 0.01) -> None:
-    """Poll ``predicate`` until it holds (a condition, not a guess at timing)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
-
-
 def backend_pid(session: Session) -> int:
     """The PostgreSQL backend serving this session (starts its transaction)."""
     return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
@@ -99,3 +90,20 @@ def lock_wait(engine: Engine, pid: int) -> str | None:
     if row is None or row.wait_event_type != "Lock":
         return None
     return str(row.query)
+
+
+def run_until_it_waits(engine: Engine, db: sessionmaker, work: Callable[[Session], object],
+                       name: str, timeout: float = 10.0) -> tuple[InThread, str | None]:
+    """``work(session)`` in a transaction of its own, in a thread; returns once
+    it waits for a lock another transaction holds (with the statement it waits
+    in) or has finished (None)."""
+    pid: list[int] = []
+
+    def run():
+        with transaction(db) as session:
+            pid.append(backend_pid(session))
+            return work(session)
+    contender = InThread(run, name)
+    wait_until(lambda: contender.done.is_set() or (pid and lock_wait(engine, pid[0]) is not None),
+               timeout, interval=0.01, message=f"{name} to wait on a lock")
+    return contender, lock_wait(engine, pid[0]) if pid else None

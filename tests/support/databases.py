@@ -1,5 +1,6 @@
-"""PostgreSQL for the tests: whether it is reachable, and databases of the
-tests' own, created and dropped through the admin URL (TEST_POSTGRES_URL)."""
+"""Databases for the tests: PostgreSQL (whether it is reachable, and databases
+of the tests' own, created and dropped through the admin URL,
+TEST_POSTGRES_URL), and a shared table as a service's migrations build it."""
 from __future__ import annotations
 
 import os
@@ -54,3 +55,32 @@ def require_postgres() -> None:
     if not postgres_available():
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}; "
                     "make test starts it (tests/start-services.sh)")
+
+
+def migrated_table(folder, service: str, make_table):
+    """``make_table(MetaData())`` (a table every service shares, such as the
+    outbox) checked against the one ``service``'s migrations build on SQLite
+    in ``folder``: Alembic finds no difference. Returns the code's table, the
+    reflected one and the dialect."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData
+
+    from shared.db import make_engine, run_migrations
+    from tests.support.paths import ROOT
+
+    engine = make_engine(f"sqlite:///{folder}/{service}.db")
+    try:
+        run_migrations(engine, ROOT / "services" / service / "migrations")
+        metadata = MetaData()
+        table = make_table(metadata)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, parent: kind != "table" or name == table.name})
+            assert compare_metadata(context, metadata) == []
+            reflected = MetaData()
+            reflected.reflect(connection, only=[table.name])
+        return table, reflected.tables[table.name], engine.dialect
+    finally:
+        engine.dispose()

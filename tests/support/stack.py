@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
 import requests
 
-from tests.support.broker import Vhost
+from tests.support.broker import Vhost, rabbitmqctl
 from tests.support.client import ApiClient
 from tests.support.databases import PostgresDatabases, require_postgres
 from tests.support.mail import SmtpServer
@@ -102,9 +101,8 @@ class Stack(ApiClient):
     def rabbitmqctl_list(self, what: str, *items: str, vhost: bool = True) -> list[list[str]]:
         """``rabbitmqctl list_<what> items`` (of this stack's vhost), one row a line."""
         scope = ["-p", self.vhost.name] if vhost else []
-        result = subprocess.run(["rabbitmqctl", "-q", f"list_{what}", *scope, "--no-table-headers",
-                                 *items], capture_output=True, text=True, timeout=60, check=True)
-        return [line.split("\t") for line in result.stdout.splitlines() if line.strip()]
+        listing = rabbitmqctl(f"list_{what}", *scope, "--no-table-headers", *items)
+        return [line.split("\t") for line in listing.splitlines() if line.strip()]
 
     def queues(self) -> dict[str, tuple[int, int]]:
         """Each queue of the vhost: (messages ready, messages unacknowledged)."""
