@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -92,6 +92,28 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
+def _smtp_security() -> str:
+    """starttls by default once there is a login; a login never travels in clear."""
+    login = bool(os.environ.get("SMTP_USERNAME"))
+    security = _choice("SMTP_SECURITY", "starttls" if login else "none", ("none", "starttls", "tls"))
+    if login and security == "none":
+        raise SystemExit("error: SMTP_USERNAME is set with SMTP_SECURITY=none: a login must not "
+                         "travel in clear; use SMTP_SECURITY=starttls (port 587) or tls (port 465)")
+    if bool(os.environ.get("SMTP_PASSWORD")) and not login:
+        raise SystemExit("error: SMTP_PASSWORD is set without SMTP_USERNAME")
+    return security
+
+
+def _dkim() -> dict:
+    names = ("DKIM_DOMAIN", "DKIM_SELECTOR", "DKIM_PRIVATE_KEY_FILE")
+    values = {name: os.environ.get(name) or None for name in names}
+    given = [name for name, value in values.items() if value]
+    if given and len(given) < len(names):
+        missing = ", ".join(name for name in names if name not in given)
+        raise SystemExit(f"error: DKIM signing needs {', '.join(names)}; {missing} not set")
+    return {name.lower(): value for name, value in values.items()}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of one process, read from the environment once, at start."""
@@ -103,6 +125,14 @@ class Settings:
     smtp_port: int
     smtp_from: str
     smtp_connections: int
+    smtp_username: str | None
+    smtp_password: str | None = field(repr=False)
+    # none, starttls (submission, port 587) or tls (implicit TLS, port 465)
+    smtp_security: str
+    # DKIM signing: all three, or none
+    dkim_domain: str | None
+    dkim_selector: str | None
+    dkim_private_key_file: str | None
     public_base_url: str
     metrics_port: int
     reminder_poll_seconds: float
@@ -144,6 +174,10 @@ class Settings:
             smtp_port=_number("SMTP_PORT", 1025, int),
             smtp_from=os.environ.get("SMTP_FROM", "events@localhost"),
             smtp_connections=max(1, _number("SMTP_CONNECTIONS", 4, int)),
+            smtp_username=os.environ.get("SMTP_USERNAME") or None,
+            smtp_password=os.environ.get("SMTP_PASSWORD") or None,
+            smtp_security=_smtp_security(),
+            **_dkim(),
             public_base_url=os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
             metrics_port=_number("METRICS_PORT", DEFAULT_METRICS_PORTS[service or "gateway"], int),
             reminder_poll_seconds=_number("REMINDER_POLL_SECONDS", 5.0),

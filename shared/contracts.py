@@ -38,7 +38,12 @@ class Contract(BaseModel):
 
 
 class EventPublished(Contract):
+    """v2: the event may carry ``timezone_label`` (optional). Every v2 event
+    has the key, even as null, which a v1 reader's closed EventSpec refuses:
+    the version says so loudly. v1 events read as having no label."""
     TYPE: ClassVar[str] = EVENT_PUBLISHED
+    VERSION: ClassVar[int] = 2
+    READS_BACK_TO: ClassVar[int | None] = 1
     event: EventSpec
     revision: int
 

@@ -31,6 +31,12 @@ WAITLIST_LENGTH = Gauge(P + "waitlist_length", "People on the waiting list", ["e
 MESSAGES_SENT = Counter(P + "messages_sent_total", "Messages delivered", ["kind", "channel"])
 MESSAGES_FAILED = Counter(P + "messages_failed_total", "Failed delivery attempts",
                           ["kind", "channel", "final"])
+# 1 while the SMTP server takes mail; 0 while it cannot (unreachable, TLS, login):
+# messages wait in the delivery log meanwhile, and /ready names the cause.
+SMTP_UP = Gauge(P + "smtp_up", "The SMTP server takes mail (1) or not (0)")
+ADDRESSES_REFUSED = Counter(P + "addresses_refused_total",
+                            "Addresses a server refused for good (marked undeliverable)")
+UNSUBSCRIBES = Counter(P + "unsubscribes_total", "Attendees who unsubscribed from bulk mail")
 REMINDERS_DUE = Gauge(P + "reminders_due", "Scheduled messages due now and not yet sent")
 REMINDERS_OVERDUE = Gauge(P + "reminders_overdue", "Scheduled messages more than a minute late")
 OUTBOX_PUBLISHED = Counter(P + "outbox_published_total", "Outbox rows published",

@@ -48,6 +48,17 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 LongText = Annotated[str, StringConstraints(max_length=4000)]
 
 
+def _one_line(value: str) -> str:
+    # A zone's name sits inside a sentence, a subject line and an .ics line.
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise ValueError("must be one line of plain text")
+    return value
+
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+                      AfterValidator(_one_line)]
+
+
 def _language(value: str) -> str:
     if value not in SUPPORTED_LANGUAGES:
         raise ValueError(f"unsupported language; use one of {', '.join(SUPPORTED_LANGUAGES)}")
@@ -107,6 +118,8 @@ Duration = Annotated[str, AfterValidator(_duration), WithJsonSchema(
     {"type": "string", "pattern": "^P", "description": "a positive ISO 8601 duration",
      "example": "PT48H"})]
 Localized = Annotated[dict[Language, Text], Field(min_length=1)]
+# The event's own name of its time zone, per language ("Jerusalem time", "بتوقيت القدس الشريف").
+ZoneLabel = Annotated[dict[Language, ShortText], Field(min_length=1)]
 
 
 class Strict(BaseModel):
@@ -172,6 +185,9 @@ class EventSpec(Strict):
     slug: Slug
     title: Localized
     timezone: TimeZoneName
+    # Names the event's zone in the pages, messages and calendars instead of
+    # its CLDR city ("Jerusalem Time"); a language left out gets the city.
+    timezone_label: ZoneLabel | None = None
     languages: list[Language] = Field(min_length=1, max_length=len(SUPPORTED_LANGUAGES))
     format: Literal["in_person", "online", "hybrid"]
     venue: Text | None = None

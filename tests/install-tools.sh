@@ -1,6 +1,23 @@
 #!/bin/sh
 # Tools some tests drive, from Debian's packages: Chromium (the page tests),
 # docker-compose (to check the compose file) and prometheus (for promtool).
+# And from npm, pinned by tests/tools/package-lock.json: the W3C Nu Html Checker
+# (vnu.jar, run with the system's Java 17) that judges the emails' HTML.
+tools="$(dirname "$0")/tools"
+if [ ! -f "$tools/node_modules/vnu-jar/build/dist/vnu.jar" ]; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "installing the Nu Html Checker for the tests (npm ci --prefix tests/tools)"
+        # --ignore-scripts: its postinstall would download a Java runtime from
+        # GitHub; the tests use the system's java (Java 17 or later).
+        npm ci --prefix "$tools" --ignore-scripts --no-audit --no-fund >/dev/null \
+            || echo "note: npm ci --prefix tests/tools failed; the HTML validity tests will fail" >&2
+    else
+        echo "note: npm not installed; the HTML validity tests will fail (apt-get install npm)" >&2
+    fi
+fi
+command -v java >/dev/null 2>&1 \
+    || echo "note: java not installed; the HTML validity tests will fail" \
+            "(apt-get install openjdk-17-jre-headless)" >&2
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"

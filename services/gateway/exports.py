@@ -5,7 +5,8 @@ import csv
 import io
 
 COLUMNS = ("id", "status", "name", "email", "language", "timezone", "country", "category",
-           "sessions", "waitlist_position", "hold_expires_at", "created_at", "updated_at")
+           "sessions", "waitlist_position", "hold_expires_at", "created_at", "updated_at",
+           "unsubscribed_at", "undeliverable")
 
 
 def cell(value) -> str:
@@ -27,6 +28,8 @@ def registrations_csv(rows: list[dict], questions: list[str]) -> str:
     writer.writerow([*COLUMNS, *(f"answer:{slug}" for slug in questions)])
     for row in rows:
         answers = row.get("answers") or {}
+        refusal = row.get("undeliverable")
+        row = {**row, "undeliverable": refusal and f"{refusal['refused_at']}: {refusal['reason']}"}
         writer.writerow([cell(row.get(column)) for column in COLUMNS]
                         + [cell(answers.get(slug)) for slug in questions])
     return buffer.getvalue()

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.errors import DomainError
 from shared.schemas import field_errors, parse
-from shared.tokens import token_is_valid
+from shared.tokens import attendee_token, token_is_valid
 
 from .models import ProblemDocument
 
@@ -112,9 +112,10 @@ def is_admin(request: Request, admin_key: str) -> bool:
         return False
 
 
-def require_token(request: Request, secret_key: str, registration_id: str) -> None:
+def require_token(request: Request, secret_key: str, registration_id: str,
+                  make=attendee_token) -> None:
     # Unknown id and wrong token look the same: nothing can be enumerated.
-    if not token_is_valid(secret_key, registration_id, request.args.get("token")):
+    if not token_is_valid(secret_key, registration_id, request.args.get("token"), make):
         raise Problem(404, "Not found", "no such registration")
 
 

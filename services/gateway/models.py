@@ -43,6 +43,7 @@ class Links(Answer):
     confirm: str
     calendar: str
     manage: str
+    unsubscribe: str
 
 
 class RegistrationAccepted(Answer):
@@ -50,6 +51,18 @@ class RegistrationAccepted(Answer):
     status: Status
     token: str
     links: Links
+
+
+class Undeliverable(Answer):
+    """A server refused the address for good: nothing more is sent to it."""
+    reason: str
+    refused_at: Timestamp
+
+
+class Reach(Answer):
+    """Whether mail reaches the attendee (the notification service knows)."""
+    unsubscribed_at: Timestamp | None = None     # no more announcements and reminders
+    undeliverable: Undeliverable | None = None
 
 
 class Registration(Answer):
@@ -68,6 +81,10 @@ class Registration(Answer):
     answers: dict[str, str | bool]
     created_at: Timestamp
     updated_at: Timestamp
+    # From the notification service; null on a registration's own view while
+    # that service does not answer.
+    unsubscribed_at: Timestamp | None = None
+    undeliverable: Undeliverable | None = None
 
 
 class Pool(Answer):
@@ -108,6 +125,13 @@ def _with_counts(name: str, doc: str, count, before: dict, after: dict | None = 
     return create_model(name, __base__=Answer, __doc__=doc, **before, **counts, **(after or {}))
 
 
+class MailCounts(Answer):
+    """Attendees who unsubscribed from announcements and reminders, and
+    addresses refused for good."""
+    unsubscribed: int
+    undeliverable: int
+
+
 Counts = _with_counts("Counts", "Registrations by status.", (int, ...), {})
 PoolCounts = _with_counts("PoolCounts", "A category's or session's pool and counts; a status "
                           "nobody is in is left out.", (int, 0), {"seats": (Pool | None, None)})
@@ -117,7 +141,13 @@ Stats = _with_counts(
     "Stats", "Seats and counts: the event's, then per category, session and language.",
     (int, ...), {"event": (str, ...), "seats": (Pool, ...)},
     {"per_category": (ByPool, ...), "per_session": (ByPool, ...),
-     "per_language": (dict[str, Counts], ...)})  # type: ignore[valid-type]
+     "per_language": (dict[str, Counts], ...), "mail": (MailCounts, ...)})  # type: ignore[valid-type]
+
+
+class MessagePreview(Answer):
+    subject: str
+    text: str
+    html: str
 
 
 class Webhook(Answer):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from .models import ProblemDocument
 from .params import TOKEN
-from .routing import ATTENDEE, CONVERTERS, ORGANISER, HttpRoute
+from .routing import ATTENDEE, CONVERTERS, ORGANISER, UNSUBSCRIBER, HttpRoute
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
@@ -90,7 +90,7 @@ class Document:
             else:
                 responses[str(code)] = {"description": ERRORS[code], "content": {
                     "application/problem+json": {"schema": self.schema(ProblemDocument)}}}
-        params = ((TOKEN,) if route.caller == ATTENDEE else ()) + tuple(doc.params)
+        params = ((TOKEN,) if route.caller in (ATTENDEE, UNSUBSCRIBER) else ()) + tuple(doc.params)
         operation = {
             "summary": doc.summary, "tags": [doc.tag or tag_of(route)],
             "parameters": [{"name": p.name, "in": p.where, "required": p.required,
@@ -113,7 +113,7 @@ def tag_of(route: HttpRoute) -> str:
 def error_codes(route: HttpRoute, has_path_ids: bool) -> set[int]:
     """The errors a route can answer with, from what it is."""
     codes = {503, *route.doc.errors}
-    if has_path_ids or route.caller == ATTENDEE:
+    if has_path_ids or route.caller in (ATTENDEE, UNSUBSCRIBER):
         codes.add(404)
     if route.caller == ORGANISER:
         codes.add(401)

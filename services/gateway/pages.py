@@ -2,18 +2,22 @@
 page of an event and the page behind an attendee's emailed link."""
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from babel import Locale
+from babel.dates import format_date, format_time
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 from werkzeug.wrappers import Request, Response
 
 from shared.i18n import localized, translations
 from shared.schemas import RTL_LANGUAGES
 from shared.statuses import ACTIVE, Status
+from shared.zones import place_name, zone_name
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -71,6 +75,14 @@ def timezones() -> list[str]:
     return sorted(zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/"))
 
 
+@lru_cache(maxsize=8)
+def zone_names(language: str) -> list[tuple[str, str | None]]:
+    """Each zone of the form with its name in ``language`` as the emails
+    give it (shared.zones: its city); None where the script names it by its
+    GMT offset at the moment shown."""
+    return [(zone, place_name(zone, language)) for zone in timezones()]
+
+
 def script_text(language: str) -> dict:
     """The words the page's script shows, in the page's language."""
     _ = translations(LOCALES, language).gettext
@@ -102,6 +114,7 @@ def register(request: Request, event: dict) -> Response:
         lang=language, dir="rtl" if language in RTL_LANGUAGES else "ltr",
         title=localized(event["title"], language, default), venue=event.get("venue"),
         format=event["format"], timezone=event["timezone"],
+        zone_name=place_name(event["timezone"], language, event.get("timezone_label")),
         language_links=[(code, language_name(code)) for code in languages],
         categories=[{"slug": c["slug"], "title": localized(c.get("title") or {default: c["slug"]},
                                                             language, default)}
@@ -109,18 +122,57 @@ def register(request: Request, event: dict) -> Response:
         sessions=[{"slug": s["slug"], "title": localized(s["title"], language, default),
                    "starts_at": s["starts_at"]} for s in event["sessions"]],
         questions=[{**q, "label": localized(q["label"], language, default)} for q in event["questions"]],
-        timezones=timezones(), countries=countries(language),
+        timezones=zone_names(language), countries=countries(language),
         page_data={"lang": language, "text": script_text(language),
                    "endpoint": f"/api/v1/events/{event['slug']}/registrations"})
     return html(body)
+
+
+def deadline(value: str | None, event: dict, zone: str | None, language: str) -> str | None:
+    """A hold's deadline in the event's zone, then in the attendee's if it
+    differs, each named as the emails name it (shared.zones)."""
+    if not value:
+        return None
+    when = datetime.fromisoformat(value)
+    zones = [(event["timezone"], event.get("timezone_label"))]
+    if zone and _offset(when, zone) != _offset(when, event["timezone"]):
+        zones.append((zone, None))
+    return " · ".join(f"{_local(when, name, language)} ({zone_name(name, language, when, label)})"
+                      for name, label in zones)
+
+
+def _local(when: datetime, zone: str, language: str) -> str:
+    """"18 Dec 2026, 14:00" as the language writes a date and a time."""
+    local, locale = when.astimezone(ZoneInfo(zone)), Locale.parse(language)
+    joined = str(locale.datetime_formats["medium"]).replace("'", "")       # "{1}, {0}"
+    return joined.replace("{0}", format_time(local, "short", locale=locale)).replace(
+        "{1}", format_date(local, "medium", locale=locale))
+
+
+def _offset(when: datetime, zone: str):
+    return when.astimezone(ZoneInfo(zone)).utcoffset()
 
 
 def manage(registration: dict, event: dict, token: str) -> Response:
     language = registration["language"]
     body = environment(language).get_template("manage.html.j2").render(
         registration=registration, token=token, lang=language, Status=Status, ACTIVE=ACTIVE,
+        deadline=deadline(registration["hold_expires_at"], event, registration["timezone"], language),
         dir="rtl" if language in RTL_LANGUAGES else "ltr",
         title=localized(event["title"], language, event["languages"][0]))
+    return html(body)
+
+
+def unsubscribe(registration: dict, event: dict, token: str, done: bool) -> Response:
+    """The page of a bulk message's unsubscribe link: one button (a form,
+    no script), then what it did; in the attendee's language."""
+    language = registration["language"]
+    body = environment(language).get_template("unsubscribe.html.j2").render(
+        registration_id=registration["id"], token=token, lang=language, done=done,
+        dir="rtl" if language in RTL_LANGUAGES else "ltr",
+        # isolated: a Latin title inside Arabic text keeps its own direction
+        title=Markup("<bdi>{}</bdi>").format(localized(event["title"], language,
+                                                       event["languages"][0])))
     return html(body)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from werkzeug.wrappers import Request
 
+from shared.schemas import SUPPORTED_LANGUAGES
 from shared.statuses import ALL
 
 from .http_api import Problem
@@ -62,6 +63,8 @@ class Choice(Param):
 
     def read(self, request: Request) -> str | None:
         value = request.args.get(self.name, self.default)
+        if value is None and self.required:
+            raise self.bad(f"required: one of {', '.join(self.choices)}")
         if value is not None and value not in self.choices:
             raise self.bad(f"one of {', '.join(self.choices)}")
         return value
@@ -90,6 +93,8 @@ STATUS = Choice(name="status", choices=tuple(s.value for s in ALL),
                 description="only registrations in this status")
 FORMAT = Choice(name="format", choices=("json", "csv"), default="json", description="json or csv")
 LANG = Param(name="lang", description="the page's language, if the event offers it")
+LANGUAGE = Choice(name="language", choices=SUPPORTED_LANGUAGES, required=True,
+                  description="one of the event's languages")
 # Read by the route itself (routing.py: attendee routes).
 TOKEN = Param(name="token", required=True,
               description="the attendee token from the registration's answer")

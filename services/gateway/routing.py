@@ -23,14 +23,16 @@ from werkzeug.wrappers import Request, Response
 
 from shared import logs
 from shared.schemas import SLUG
+from shared.tokens import unsubscribe_token
 
 from . import limits, pages
 from .http_api import Problem, require_admin, require_token
 
 log = logging.getLogger(__name__)
 
-# Who may call a route.
-PUBLIC, ORGANISER, ATTENDEE = "public", "organiser", "attendee"
+# Who may call a route. UNSUBSCRIBER: whoever holds the one-click unsubscribe
+# link of a bulk message (a mailbox provider, on its user's behalf).
+PUBLIC, ORGANISER, ATTENDEE, UNSUBSCRIBER = "public", "organiser", "attendee", "unsubscriber"
 
 
 class SlugConverter(BaseConverter):
@@ -182,6 +184,9 @@ class HttpRoute(HttpRequestHandler):
             require_admin(request, settings.admin_api_key)
         elif self.caller == ATTENDEE:
             require_token(request, settings.secret_key, path_values["registration_id"])
+        elif self.caller == UNSUBSCRIBER:
+            require_token(request, settings.secret_key, path_values["registration_id"],
+                          make=unsubscribe_token)
 
     def handle_result(self, event, worker_ctx, result, exc_info):
         """In the worker, before metrics and logs see the outcome: the answer

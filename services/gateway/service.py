@@ -22,18 +22,20 @@ from .models import (
     Event,
     EventPatch,
     Health,
+    MessagePreview,
     Ready,
     Registration,
     RegistrationAccepted,
     Stats,
     Webhook,
 )
-from .params import FORMAT, IDEMPOTENCY_KEY, LANG, STATUS, WAIT
-from .routing import ATTENDEE, ORGANISER, route
+from .params import FORMAT, IDEMPOTENCY_KEY, LANG, LANGUAGE, STATUS, WAIT
+from .routing import ATTENDEE, ORGANISER, UNSUBSCRIBER, route
 
 PATCH_MEDIA = ("application/json", "application/merge-patch+json")
 EVENT = "/api/v1/events/<slug:slug>"
 REGISTRATION = "/api/v1/registrations/<id:registration_id>"
+UNSUBSCRIBE = "/unsubscribe/<id:registration_id>"
 LIVE_POSITION_TIMEOUT = 2.0     # seconds; then the recorded place in line answers
 
 
@@ -85,14 +87,16 @@ class GatewayService:
            answers={200: Stats})
     def stats(self, request, slug):
         return answer(Stats, views.stats(slug, call(self.registration.stats, slug),
-                                         call(self.capacity.event_seats, slug)))
+                                         call(self.capacity.event_seats, slug),
+                                         call(self.notification.reach_of_event, slug)))
 
     @route("GET", EVENT + "/registrations", caller=ORGANISER,
            summary="List the registrations (JSON or CSV)", params=(FORMAT, STATUS),
            answers={200: (list[Registration], "text/csv")})
     def list_registrations(self, request, slug):
         output, status = FORMAT.read(request), STATUS.read(request)
-        rows = call(self.registration.list_registrations, slug, status)
+        rows = views.with_reach(call(self.registration.list_registrations, slug, status),
+                                call(self.notification.reach_of_event, slug))
         if output == "json":
             return answer(list[Registration], rows)
         questions = [q["slug"] for q in call(self.registration.get_event, slug)["questions"]]
@@ -110,6 +114,14 @@ class GatewayService:
         result = call(self.notification.announce, slug, key, announcement.subject,
                       announcement.body)
         return answer(AnnouncementAccepted, result, 202)
+
+    @route("GET", EVENT + "/messages/<slug:kind>/preview", caller=ORGANISER, params=(LANGUAGE,),
+           summary="A sample of one message kind for this event in one of its languages",
+           answers={200: MessagePreview}, errors=(409, 422))
+    def preview_message(self, request, slug, kind):
+        language = LANGUAGE.read(request)
+        call(self.registration.get_event, slug)          # 404 for an unknown event
+        return answer(MessagePreview, call(self.notification.preview, slug, kind, language))
 
     @route("POST", EVENT + "/webhooks", caller=ORGANISER, body=WebhookRequest,
            summary="Register a webhook (the answer carries its signing secret)",
@@ -156,7 +168,20 @@ class GatewayService:
         if registration["status"] == Status.WAITLISTED:
             registration["waitlist_position"] = (self._live_position(registration_id)
                                                  or registration["waitlist_position"])
+        if registration["status"] != Status.PENDING:     # not while the rush polls
+            registration.update(self._reach(registration_id))
         return answer(Registration, registration)
+
+    def _reach(self, registration_id) -> dict:
+        """Whether mail reaches the attendee; unknown (nulls) while the
+        notification service does not answer, rather than no answer at all."""
+        try:
+            return call(self.notification.reach_of_registration, registration_id,
+                        timeout=LIVE_POSITION_TIMEOUT)
+        except Problem as problem:
+            if problem.status != 503:
+                raise
+            return views.NO_NEWS
 
     def _live_position(self, registration_id) -> int | None:
         """Capacity's current place in line, fresher than the one recorded
@@ -200,6 +225,27 @@ class GatewayService:
         event = call(self.registration.get_event, registration["event"])
         return pages.manage(registration, event, request.args["token"])
 
+    @route("GET", UNSUBSCRIBE, caller=UNSUBSCRIBER, page=True,
+           summary="The page a bulk message's unsubscribe link opens: one button",
+           answers={200: "text/html"})
+    def unsubscribe_page(self, request, registration_id):
+        registration = call(self.registration.get_registration, registration_id)
+        event = call(self.registration.get_event, registration["event"])
+        return pages.unsubscribe(registration, event, request.args["token"], done=False)
+
+    @route("POST", UNSUBSCRIBE, caller=UNSUBSCRIBER, page=True,
+           summary="One-click unsubscribe (RFC 8058) from the event's announcements and "
+                   "reminders; the body is List-Unsubscribe=One-Click",
+           answers={200: "text/html"}, errors=(400,))
+    def unsubscribe(self, request, registration_id):
+        # No rate limit: mailbox providers post these for many users from few addresses.
+        if request.form.get("List-Unsubscribe") != "One-Click":
+            raise Problem(400, "Bad request", "the body must be List-Unsubscribe=One-Click")
+        call(self.notification.unsubscribe, registration_id)
+        registration = call(self.registration.get_registration, registration_id)
+        event = call(self.registration.get_event, registration["event"])
+        return pages.unsubscribe(registration, event, request.args["token"], done=True)
+
     @route("GET", "/static/<name>", documented=False)
     def static(self, request, name):
         return pages.static(name)
@@ -225,5 +271,11 @@ class GatewayService:
             except Problem:
                 checks[name] = "unreachable"
         ready = all(value == "ok" for value in checks.values())
-        return answer(Ready, {"status": "ready" if ready else "not ready", "checks": checks},
-                      200 if ready else 503)
+        # Mail that cannot go is "degraded", not "not ready": registrations are
+        # still taken and the messages wait in the delivery log.
+        try:
+            checks["mail"] = call(self.notification.mail_problem, timeout=3) or "ok"
+        except Problem:
+            checks["mail"] = "unknown"
+        status = "not ready" if not ready else "ready" if checks["mail"] == "ok" else "degraded"
+        return answer(Ready, {"status": status, "checks": checks}, 200 if ready else 503)

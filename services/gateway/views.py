@@ -15,9 +15,20 @@ def public_event(event: dict) -> dict:
     return {key: value for key, value in event.items() if key not in PRIVATE_EVENT_FIELDS}
 
 
-def stats(slug: str, registration_stats: dict, event_seats: dict) -> dict:
+def with_reach(registrations: list[dict], reach: dict[str, dict]) -> list[dict]:
+    """Each registration with whether mail reaches its attendee
+    (``notification.reach_of_event``: only those it has something to say of)."""
+    return [{**registration, **reach.get(registration["id"], NO_NEWS)}
+            for registration in registrations]
+
+
+NO_NEWS = {"unsubscribed_at": None, "undeliverable": None}
+
+
+def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[str, dict]) -> dict:
     """``registration.stats`` (counts by status, overall and per category,
-    session and language) with ``capacity.event_seats`` (each pool's seats)."""
+    session and language) with ``capacity.event_seats`` (each pool's seats)
+    and ``notification.reach_of_event`` (who unsubscribed, who cannot be reached)."""
     pools = event_seats["pools"]
     event_pool = pools.get("event", {})
     return {
@@ -28,6 +39,8 @@ def stats(slug: str, registration_stats: dict, event_seats: dict) -> dict:
         "per_category": _with_pools(registration_stats["per_category"], pools, "category"),
         "per_session": _with_pools(registration_stats["per_session"], pools, "session"),
         "per_language": registration_stats["per_language"],
+        "mail": {"unsubscribed": sum(1 for r in reach.values() if r["unsubscribed_at"]),
+                 "undeliverable": sum(1 for r in reach.values() if r["undeliverable"])},
     }
 
 

@@ -8,7 +8,9 @@ again. A sender renews a row's lease just before sending it and names its lease
 in every later write, so a sender that fell behind its lease neither sends a
 row another sender has taken nor overwrites what that sender recorded.
 Failures back off exponentially and are never dropped: after the last retry
-the row is ``failed`` in the log and counted in the metrics.
+the row is ``failed`` in the log and counted in the metrics. A message to an
+address refused for good is ``failed`` from the start; one the attendee no
+longer wants (they unsubscribed) is ``withdrawn``.
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ import random
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.db import insert_absent, rowcount, skip_locked
 
-from .models import deliveries
+from .models import deliveries, undeliverable
 
 LEASE = timedelta(seconds=60)     # the default; SEND_LEASE_SECONDS sets the sender's
 BATCH = 200
@@ -37,7 +39,7 @@ def queued_row(cause: str, kind: str, recipient: str, language: str, content: di
     now = utcnow()
     return {"cause": cause, "kind": kind, "channel": channel, "recipient": recipient,
             "language": language, "content": content, "event_slug": event_slug,
-            "registration_id": registration_id, "status": "queued", "attempts": 0,
+            "registration_id": registration_id, "status": "queued", "attempts": 0, "last_error": None,
             "next_attempt_at": now, "created_at": now}
 
 
@@ -51,19 +53,61 @@ def enqueue(session: Session, cause: str, kind: str, recipient: str, language: s
 
 def enqueue_many(session: Session, rows: list[dict]) -> int:
     """Queue messages, one per cause: a cause that already has its message
-    (a status change delivered twice, say) queues nothing. Returns how many
-    were queued."""
+    (a status change delivered twice, say) queues nothing. A message to an
+    address refused for good is kept, as failed, and never tried. Returns
+    how many were queued."""
+    refused: dict[str, str] = dict(session.execute(select(undeliverable.c.address_key, undeliverable.c.reason).where(
+        undeliverable.c.address_key.in_(sorted({address_key(row["recipient"]) for row in rows
+                                                 if row["channel"] == "email"})))).all())
+    for row in rows:
+        reason = refused.get(address_key(row["recipient"])) if row["channel"] == "email" else None
+        if reason is not None:
+            row.update(status="failed", last_error=f"the address is undeliverable: {reason}"[:1000])
     return len(insert_absent(session, deliveries, sorted(rows, key=lambda r: r["cause"]),
                              deliveries.c.id))
 
 
-def claim_due(session: Session, limit: int = BATCH, lease: timedelta = LEASE) -> list:
-    """Lease due messages to this sender (queued ones, and leases run out);
-    the rows returned carry their lease id."""
+def address_key(address: str) -> str:
+    """The same address in any letter case is one mailbox to us (the local
+    part is case-sensitive in theory only; no provider treats it so)."""
+    return address.strip().lower()
+
+
+def withdraw(session: Session, registration_id: str, kinds, reason: str) -> int:
+    """Messages of these kinds still queued for a registration: not to be sent."""
+    return rowcount(session.execute(update(deliveries).where(
+        deliveries.c.registration_id == registration_id, deliveries.c.kind.in_(kinds),
+        deliveries.c.status == "queued").values(status="withdrawn", last_error=reason)))
+
+
+def fail_queued_to(session: Session, key: str, reason: str) -> int:
+    """Every email still queued for an address (any letter case): failed.
+    A scan of the log, for a rare event (a permanent refusal)."""
+    return rowcount(session.execute(update(deliveries).where(
+        func.lower(deliveries.c.recipient) == key, deliveries.c.channel == "email",
+        deliveries.c.status == "queued").values(status="failed", last_error=reason)))
+
+
+def postpone(session: Session, rows: list, until, reason: str) -> None:
+    """Hand claimed messages back unsent, due ``until``, no attempt counted:
+    the server, not the message, was the trouble."""
+    if rows:
+        session.execute(update(deliveries).where(_held(rows)).values(
+            status="queued", lease=None, next_attempt_at=until, last_error=reason[:1000]))
+
+
+def claim_due(session: Session, limit: int = BATCH, lease: timedelta = LEASE,
+              channels: tuple[str, ...] | None = None) -> list:
+    """Lease due messages to this sender (queued ones, and leases run out),
+    of these channels only if given; the rows returned carry their lease id."""
     now = utcnow()
-    ids: list[int] = list(session.execute(skip_locked(select(deliveries.c.id).where(
+    due = select(deliveries.c.id).where(
         or_(deliveries.c.status == "queued", deliveries.c.status == "sending"),
-        deliveries.c.next_attempt_at <= now).order_by(deliveries.c.id).limit(limit), session)).scalars())
+        deliveries.c.next_attempt_at <= now)
+    if channels is not None:
+        due = due.where(deliveries.c.channel.in_(channels))
+    ids: list[int] = list(session.execute(skip_locked(
+        due.order_by(deliveries.c.id).limit(limit), session)).scalars())
     if not ids:
         return []
     rows = session.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(

@@ -14,9 +14,11 @@ from pathlib import Path
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from shared.contracts import RegistrationStatusChanged
+from shared.clock import utcnow
+from shared.contracts import Attendee, RegistrationStatusChanged
+from shared.errors import Invalid, NotFound
 from shared.i18n import localized, translations
-from shared.schemas import RTL_LANGUAGES, EventSpec
+from shared.schemas import RTL_LANGUAGES, EventSpec, parse_duration
 from shared.statuses import SEATED, Status
 
 from . import calendar
@@ -88,7 +90,8 @@ def render(kind: str, language: str, context: dict) -> Draft:
 
 def sessions_context(event: EventSpec, chosen: list[str], language: str, zone: str | None) -> list:
     return [{"title": localized(s.title, language, event.default_language),
-             "starts": both_zones(s.starts_at, event.timezone, zone, language)}
+             "starts": both_zones(s.starts_at, event.timezone, zone, language,
+                                  labels=event.timezone_label)}
             for s in event.sessions if s.slug in chosen]
 
 
@@ -110,13 +113,17 @@ def _context(event: EventSpec, change: RegistrationStatusChanged, sessions: list
         "waitlist_position": change.waitlist_position,
         "hold_deadline": _deadline(change.hold_expires_at, event, attendee.timezone, language),
         "links": change.links,
+        # Bulk mail (announcements, reminders) names its one-click way out.
+        "unsubscribe_url": None,
     }
 
 
 def _invite(event, revision, change, organiser, language) -> dict:
     ics = calendar.build(event, change.registration_id, change.attendee.sessions, language,
-                         revision, organiser, seated=True, method="REQUEST")
-    return {"filename": "invite.ics", "mimetype": "text/calendar", "content": ics.decode()}
+                         revision, organiser, seated=True, method="REQUEST",
+                         attendee=(change.attendee.name, change.attendee.email))
+    return {"filename": "invite.ics", "mimetype": "text/calendar", "method": "REQUEST",
+            "content": ics.decode()}
 
 
 def compose_status(event: EventSpec, revision: int, change: RegistrationStatusChanged,
@@ -133,6 +140,7 @@ def compose_status(event: EventSpec, revision: int, change: RegistrationStatusCh
 
 def compose_reminder(event: EventSpec, change: RegistrationStatusChanged, session_slug: str) -> Draft:
     language, context = _context(event, change, [session_slug])
+    context["unsubscribe_url"] = change.links.get("unsubscribe")
     return render("reminder", language, context)
 
 
@@ -153,9 +161,66 @@ def compose_announcement(event: EventSpec, change: RegistrationStatusChanged, su
     language, context = _context(event, change)
     text = localized(body, language, event.default_language)
     context.update(announcement_subject=localized(subject, language, event.default_language),
-                   paragraphs=[p.strip() for p in text.split("\n\n") if p.strip()])
+                   paragraphs=[p.strip() for p in text.split("\n\n") if p.strip()],
+                   unsubscribe_url=change.links.get("unsubscribe"))
     return render("announcement", language, context)
 
 
 def _deadline(value: datetime | None, event: EventSpec, zone: str | None, language: str):
-    return both_zones(value, event.timezone, zone, language) if value else None
+    return both_zones(value, event.timezone, zone, language,
+                      labels=event.timezone_label) if value else None
+
+
+# -- previews: every kind, as an attendee of the event would read it ----------------------
+KINDS = ("received", "seat_confirmed", "hold", "waitlisted", "promoted", "hold_expired",
+         "cancelled", "rejected", "reminder", "session_moved", "announcement")
+# kind -> (status, cause) of a change that sends it; the first listed wins
+_SAMPLE_STATUS = {kind: status_cause for status_cause, kind in reversed(KIND_FOR_STATUS.items())}
+SAMPLE_ID = "0" * 32
+
+
+def preview(event: EventSpec, revision: int, kind: str, language: str, base_url: str,
+            organiser: str) -> dict:
+    """A sample of one kind for this event in one of its languages
+    (``{"subject", "text", "html"}``), so organisers can read every
+    translation before the rush: a sample attendee with a seat in every
+    session, in a time zone other than the event's."""
+    if kind not in KINDS:
+        raise NotFound(f"no message kind {kind!r}; the kinds are {', '.join(KINDS)}")
+    if language not in event.languages:
+        raise Invalid("the event is not in this language",
+                      [{"field": "language", "message": f"one of {', '.join(event.languages)}"}])
+    status, cause = _SAMPLE_STATUS.get(kind, (Status.CONFIRMED, None))
+    change = _sample_change(event, status, cause or "decision", language, base_url)
+    first = event.sessions[0].slug
+    if kind == "reminder":
+        draft = compose_reminder(event, change, first)
+    elif kind == "session_moved":
+        draft = compose_moved(event, revision, change, first, organiser)
+    elif kind == "announcement":
+        sample = {language: "…"}
+        draft = compose_announcement(event, change, sample, sample)
+    else:
+        draft = render(kind, *_context(event, change))
+    return {"subject": draft.subject, "text": draft.text, "html": draft.html}
+
+
+def _sample_change(event: EventSpec, status: Status, cause: str, language: str,
+                   base_url: str) -> RegistrationStatusChanged:
+    other_zone = "America/Toronto" if event.timezone != "America/Toronto" else "Europe/Paris"
+    query = "?token=sample"
+    registration = f"{base_url}/api/v1/registrations/{SAMPLE_ID}"
+    return RegistrationStatusChanged(
+        registration_id=SAMPLE_ID, event_slug=event.slug, status=status, previous_status=None,
+        status_seq=1, cause=cause,
+        attendee=Attendee(name="Amina Example", email="attendee@example.org", language=language,
+                          timezone=other_zone, country=None, category=None,
+                          sessions=[session.slug for session in event.sessions]),
+        waitlist_position=3 if status == Status.WAITLISTED else None,
+        hold_expires_at=(utcnow() + parse_duration(event.confirmation_window or "PT48H")
+                         if status == Status.HELD else None),
+        links={"self": registration + query, "cancel": f"{registration}/cancel{query}",
+               "confirm": f"{registration}/confirm{query}",
+               "calendar": f"{registration}/calendar.ics{query}",
+               "manage": f"{base_url}/registrations/{SAMPLE_ID}{query}",
+               "unsubscribe": f"{base_url}/unsubscribe/{SAMPLE_ID}{query}"})

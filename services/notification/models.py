@@ -32,6 +32,18 @@ attendees = Table(
     Column("status", String(16), nullable=False),
     Column("status_seq", Integer, nullable=False),
     Column("snapshot", JSON, nullable=False),    # the RegistrationStatusChanged data
+    # The address as every letter case of it is one (recipients.address_key).
+    Column("email_key", String(320), index=True),
+    # Set by the one-click link: no more announcements or reminders for this event.
+    Column("unsubscribed_at", UTCDateTime),
+)
+
+# Addresses a server refused for good (5xx at RCPT): nothing more is sent to them.
+undeliverable = Table(
+    "undeliverable_addresses", metadata,
+    Column("address_key", String(320), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("refused_at", UTCDateTime, nullable=False),
 )
 
 deliveries = Table(
@@ -47,7 +59,7 @@ deliveries = Table(
     Column("recipient", String(320), nullable=False),
     Column("language", String(8), nullable=False),
     Column("content", JSON, nullable=False),        # subject, text, html, attachments
-    Column("status", String(16), nullable=False),   # queued sending sent failed
+    Column("status", String(16), nullable=False),   # queued sending sent failed withdrawn
     # While "sending": the claim that holds it. Every later write names its
     # claim, so a sender whose lease ran out cannot overwrite the next one's.
     Column("lease", String(32)),

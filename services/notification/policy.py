@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from shared.contracts import RegistrationStatusChanged
 from shared.errors import EventNotKnownYet, Invalid, NotFound
+from shared.i18n import localized
 from shared.logs import current_correlation_id
 from shared.schemas import EventSpec, parse
 from shared.statuses import SEATED, Status
 
-from . import calendar, deliveries, events, messages, schedule, webhooks
+from . import calendar, deliveries, events, messages, recipients, schedule, webhooks
 from .models import attendees
 
 
@@ -43,10 +44,18 @@ def status_changes(session: Session, event_for, changes: list[tuple[Registration
             kind, draft = composed
             rows.append(_delivery(event, change, f"status:{change.registration_id}:{change.status_seq}",
                                   kind, draft, correlation_id))
-    schedule.reconcile_many(session, [
-        (event_for(change.event_slug)[0], change.registration_id, change.status,
-         change.attendee.sessions) for change in newest])
+    _reconcile_reminders(session, newest, lambda change: event_for(change.event_slug)[0])
     return deliveries.enqueue_many(session, rows)
+
+
+def _reconcile_reminders(session: Session, changes: list[RegistrationStatusChanged], event_of) -> None:
+    """Bring pending reminders in line with each registration's status; an
+    attendee who unsubscribed has none."""
+    unsubscribed = recipients.unsubscribed(session, [change.registration_id for change in changes])
+    schedule.reconcile_many(session, [
+        (event_of(change), change.registration_id,
+         None if change.registration_id in unsubscribed else change.status,
+         change.attendee.sessions) for change in changes])
 
 
 def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) -> tuple[list, dict]:
@@ -65,7 +74,8 @@ def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) ->
     for registration_id in sorted(latest):
         change = latest[registration_id]
         values = {"status": change.status, "status_seq": change.status_seq,
-                  "snapshot": change.model_dump(mode="json")}
+                  "snapshot": change.model_dump(mode="json"),
+                  "email_key": deliveries.address_key(change.attendee.email)}
         if registration_id not in stored:
             inserts.append({"registration_id": registration_id, "event_slug": change.event_slug, **values})
         elif stored[registration_id] < change.status_seq:
@@ -103,8 +113,7 @@ def event_changed(session: Session, before: EventSpec | None, after: EventSpec, 
                     draft = messages.compose_moved(after, revision, change, slug, organiser)
                     rows.append(_delivery(after, change, f"moved:{change.registration_id}:{slug}:{revision}",
                                           "session_moved", draft, current_correlation_id()))
-    schedule.reconcile_many(session, [(after, change.registration_id, change.status,
-                                       change.attendee.sessions) for change in everyone])
+    _reconcile_reminders(session, everyone, lambda change: after)
     return deliveries.enqueue_many(session, rows) > 0
 
 
@@ -118,11 +127,13 @@ def send_due(session: Session, now: datetime, event_for) -> tuple[int, int]:
         return 0, 0
     changes = {change.registration_id: change for change in
                snapshots_of(session, [row.registration_id for row in due])}
+    unsubscribed = recipients.unsubscribed(session, changes)
     rows, sent, skipped = [], [], []
     for row in due:
         change = changes[row.registration_id]
-        if row.session_starts_at <= now or change.status != Status.CONFIRMED:
-            skipped.append(row.id)     # its session has begun, or the seat is gone
+        if (row.session_starts_at <= now or change.status != Status.CONFIRMED
+                or row.registration_id in unsubscribed):
+            skipped.append(row.id)     # its session has begun, the seat is gone, or no more reminders
             continue
         event, _ = event_for(row.event_slug)
         draft = messages.compose_reminder(event, change, row.session_slug)
@@ -161,8 +172,10 @@ def announce(session: Session, slug: str, idempotency_key: str | None, subject: 
 def _announce(session: Session, event: EventSpec, announcement_id: str, subject: dict,
               body: dict) -> int:
     rows = []
-    for change in snapshots(session, event.slug):
-        if change.status in SEATED:
+    everyone = snapshots(session, event.slug)
+    unsubscribed = recipients.unsubscribed(session, [change.registration_id for change in everyone])
+    for change in everyone:
+        if change.status in SEATED and change.registration_id not in unsubscribed:
             draft = messages.compose_announcement(event, change, subject, body)
             rows.append(_delivery(event, change, f"announcement:{announcement_id}:{change.registration_id}",
                                   "announcement", draft, current_correlation_id()))
@@ -204,6 +217,10 @@ def _delivery(event, change, cause, kind, draft, correlation_id) -> dict:
     """The delivery-log row of one email to the attendee."""
     content = {**draft.as_dict(), "recipient_name": change.attendee.name,
                "correlation_id": correlation_id}
+    if kind in recipients.BULK_KINDS:
+        # one list per event, and its one-click way out (mailer.Mailer._as_bulk)
+        content.update(list_label=event.slug, unsubscribe_url=change.links.get("unsubscribe"),
+                       list_name=localized(event.title, event.default_language, event.default_language))
     return deliveries.queued_row(cause, kind, change.attendee.email,
                                  messages.language_for(event, change.attendee.language), content,
                                  event.slug, change.registration_id)

@@ -25,7 +25,7 @@ def reminder_cause(registration_id: str, session_slug: str, offset: str, starts_
     return f"reminder:{registration_id}:{session_slug}:{offset}:{starts_at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
-def desired(event: EventSpec, registration_id: str, status: str, sessions: list[str]) -> dict:
+def desired(event: EventSpec, registration_id: str, status: str | None, sessions: list[str]) -> dict:
     """cause -> row values, for what this registration should have pending."""
     wanted = {}
     if status == Status.CONFIRMED:
@@ -40,12 +40,12 @@ def desired(event: EventSpec, registration_id: str, status: str, sessions: list[
     return wanted
 
 
-def reconcile(session: Session, event: EventSpec, registration_id: str, status: str,
+def reconcile(session: Session, event: EventSpec, registration_id: str, status: str | None,
               sessions: list[str], now: datetime | None = None) -> None:
     reconcile_many(session, [(event, registration_id, status, sessions)], now)
 
 
-def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, str, list[str]]],
+def reconcile_many(session: Session, registrations: list[tuple[EventSpec, str, str | None, list[str]]],
                    now: datetime | None = None) -> None:
     """For each (event, registration id, status, sessions): cancel what is
     pending but no longer called for, schedule what is called for but absent

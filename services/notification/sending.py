@@ -8,6 +8,12 @@ after 25 messages or 20 ms, so under light traffic every send is recorded at
 once. The price, said in docs/reliability.md: a sender killed outright
 between a send and its record may send those messages again when their lease
 runs out (with the same Message-ID, so mail clients show them once).
+
+A server that takes nothing (unreachable, no TLS, a refused login) is no
+message's fault: the messages go back to the log unchanged, the sender pauses
+(1 s, doubling to a minute) and says why once, in the log, in ``problem``
+(which /ready shows) and in the ``evreg_smtp_up`` gauge. An address refused
+for good is remembered (recipients.refused): nothing more goes to it.
 """
 from __future__ import annotations
 
@@ -15,17 +21,19 @@ import logging
 import smtplib
 import time
 from datetime import timedelta
+from functools import partial
 
 from eventlet.greenpool import GreenPool
 from eventlet.queue import LightQueue
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from shared.clock import utcnow
 from shared.db import in_transaction
 from shared.loop import BackgroundLoop
-from shared.metrics import MESSAGES_FAILED, MESSAGES_SENT
+from shared.metrics import ADDRESSES_REFUSED, MESSAGES_FAILED, MESSAGES_SENT, SMTP_UP
 
-from . import deliveries, webhooks
-from .mailer import Mailer, PermanentFailure
+from . import deliveries, recipients, webhooks
+from .mailer import DkimSigner, Mailer, PermanentFailure, Server, ServerUnavailable
 
 log = logging.getLogger(__name__)
 GROUP = 25            # messages sent between two records, at most
@@ -33,6 +41,7 @@ RECORD_EVERY = 0.02   # seconds a send may wait for its record, at most
 # A record of what was sent rides out a dropped or restarting database
 # connection for about ten seconds: left leased, the message would go again.
 WRITE_RETRIES: dict = {"attempts": 8, "pause": 0.2}
+SERVER_PAUSE_MAX = 60.0   # seconds between tries of a server that takes nothing, at most
 
 
 class Unsendable(Exception):
@@ -52,6 +61,10 @@ class _Handle:
     def wake(self):
         self.sender.wake()
 
+    @property
+    def problem(self) -> str | None:
+        return self.sender.problem
+
 
 class DeliveryWorker(BackgroundLoop):
     interval = 0.5
@@ -61,8 +74,13 @@ class DeliveryWorker(BackgroundLoop):
         settings = self.container.config["SETTINGS"]
         self.connections = settings.smtp_connections
         self.mailers = LightQueue()
+        server, signer = Server.of(settings), DkimSigner.of(settings)
         for _ in range(self.connections):
-            self.mailers.put(Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_from))
+            self.mailers.put(Mailer(server, settings.smtp_from, signer))
+        self.problem: str | None = None      # why the server takes nothing, while it does not
+        self._server_ok = False
+        self._pauses = 0
+        self._resume_at = 0.0
         self.pool = GreenPool(self.connections)
         self.allow_private = settings.webhook_allow_private
         self.lease = timedelta(seconds=settings.send_lease_seconds)
@@ -78,8 +96,10 @@ class DeliveryWorker(BackgroundLoop):
     def tick(self):
         sessions = self.session_factory()
         while True:
-            batch = in_transaction(sessions, lambda session: deliveries.claim_due(
-                session, lease=self.lease), pause=0.2)
+            # While the SMTP server is paused, webhooks still go.
+            channels = ("webhook",) if time.monotonic() < self._resume_at else None
+            batch = in_transaction(sessions, partial(deliveries.claim_due, lease=self.lease,
+                                                     channels=channels), pause=0.2)
             if batch:
                 # A connection gets a group's worth at least: a few messages go
                 # out over one connection with one record, not one record each.
@@ -111,6 +131,12 @@ class DeliveryWorker(BackgroundLoop):
                 if sent and (last or len(sent) >= GROUP or time.monotonic() - opened >= RECORD_EVERY):
                     held = self._record(sessions, sent, rows[index + 1:])
                     sent, opened = [], time.monotonic()
+        except ServerUnavailable as exc:
+            # The row that met it is not started: it goes back with the rest.
+            started.discard(row.id)
+            self._server_down(sessions, str(exc), [r for r in rows if r.id not in started])
+            if sent:
+                self._record(sessions, sent, [])
         except BaseException:
             self._hand_back(sessions, [row for row in rows if row.id not in started])
             raise
@@ -124,7 +150,11 @@ class DeliveryWorker(BackgroundLoop):
                 webhooks.post(sessions, row, self.allow_private)
             else:
                 mailer.send(self._build(mailer, row), row.recipient)
-        except (PermanentFailure, webhooks.PermanentWebhookFailure, Unsendable) as exc:
+                self._server_up(mailer)
+        except PermanentFailure as exc:
+            self._failed(sessions, row, str(exc), permanent=True, address_refused=exc.address)
+            return False
+        except (webhooks.PermanentWebhookFailure, Unsendable) as exc:
             self._failed(sessions, row, str(exc), permanent=True)
             return False
         except (smtplib.SMTPException, OSError, ValueError, webhooks.WebhookFailure) as exc:
@@ -171,9 +201,38 @@ class DeliveryWorker(BackgroundLoop):
             # A row no retry can send: failed for good, not looped on.
             raise Unsendable(f"the message cannot be built: {type(exc).__name__}: {exc}") from exc
 
-    def _failed(self, sessions, row, error, permanent=False):
-        final = in_transaction(sessions, lambda session: deliveries.mark_failed(
-            session, row, error, permanent), **WRITE_RETRIES)
+    def _server_down(self, sessions, problem: str, rows) -> None:
+        """Nothing can go: the rows go back unchanged, due when the next try
+        of the server is, and the operator is told once per cause."""
+        if time.monotonic() >= self._resume_at:     # not yet paused by a sibling connection
+            self._pauses += 1
+            self._resume_at = time.monotonic() + min(SERVER_PAUSE_MAX, 2.0 ** (self._pauses - 1))
+        self._server_ok = False
+        if problem != self.problem:
+            log.error("cannot send email: %s; messages wait in the delivery log and the "
+                      "server is tried again, at least every %d s", problem, SERVER_PAUSE_MAX)
+        self.problem = problem
+        SMTP_UP.set(0)
+        until = utcnow() + timedelta(seconds=max(0.0, self._resume_at - time.monotonic()))
+        in_transaction(sessions, lambda session: deliveries.postpone(session, rows, until, problem),
+                       **WRITE_RETRIES)
+
+    def _server_up(self, mailer) -> None:
+        if self._server_ok:
+            return
+        if self.problem is not None:
+            log.info("the SMTP server %s takes mail again", mailer.server.where)
+        self.problem, self._pauses, self._resume_at, self._server_ok = None, 0, 0.0, True
+        SMTP_UP.set(1)
+
+    def _failed(self, sessions, row, error, permanent=False, address_refused=False):
+        def write(session):
+            if address_refused:
+                recipients.refused(session, row.recipient, error)
+            return deliveries.mark_failed(session, row, error, permanent)
+        final = in_transaction(sessions, write, **WRITE_RETRIES)
+        if address_refused:
+            ADDRESSES_REFUSED.inc()
         MESSAGES_FAILED.labels(row.kind, row.channel, "yes" if final else "no").inc()
         (log.error if final else log.warning)(
             "%s to %s for %s: attempt %d failed%s: %s", row.kind, row.recipient, row.cause,

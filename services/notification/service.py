@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from dataclasses import replace
 from pathlib import Path
 
 from shared.batches import batch_handler
@@ -20,9 +21,10 @@ from shared.inbox import process_batch, process_once
 from shared.logs import Correlation
 from shared.loop import every
 from shared.messaging import event_handler, rpc
-from shared.metrics import REMINDERS_DUE, REMINDERS_OVERDUE, EntrypointMetrics
+from shared.metrics import REMINDERS_DUE, REMINDERS_OVERDUE, UNSUBSCRIBES, EntrypointMetrics
 
-from . import events, policy, schedule, webhooks
+from . import events, messages, policy, recipients, schedule, webhooks
+from .mailer import DkimSigner, Mailer, Server, ServerUnavailable
 from .models import inbox
 from .sending import DeliveryWorker
 
@@ -31,14 +33,18 @@ log = logging.getLogger(__name__)
 
 
 def preflight(settings: Settings) -> None:
-    """An absent SMTP server is not fatal (messages wait in the delivery log),
-    but the operator is told at once, in one line."""
+    """A DKIM key that cannot sign stops the start; an SMTP server that is
+    away or refuses the login is not fatal (messages wait in the delivery
+    log), but the operator is told at once, in one line."""
+    mailer = Mailer(replace(Server.of(settings), timeout=3), settings.smtp_from,
+                    DkimSigner.of(settings))
     try:
-        smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=3).quit()
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("cannot reach the SMTP server at smtp://%s:%s (%s); messages will wait "
-                    "and be retried. Start one with 'make mail' or set SMTP_HOST/SMTP_PORT",
-                    settings.smtp_host, settings.smtp_port, exc)
+        mailer.connect().quit()
+    except ServerUnavailable as exc:
+        log.warning("%s; messages will wait and be retried. Start one with 'make mail' or set "
+                    "SMTP_HOST, SMTP_PORT, SMTP_SECURITY and the login", exc)
+    except (OSError, smtplib.SMTPException):
+        pass       # it answered the login; a hiccup on QUIT says nothing
 
 
 class NotificationService:
@@ -113,11 +119,44 @@ class NotificationService:
         with transaction(self.db) as session:
             webhooks.remove(session, slug, hook_id)
 
+    @rpc(expected_exceptions=DomainError)
+    def preview(self, slug: str, kind: str, language: str) -> dict:
+        with transaction(self.db) as session:
+            event, revision = events.get(session, slug)
+        return messages.preview(event, revision, kind, language, self.settings.public_base_url,
+                                self.organiser)
+
+    @rpc(expected_exceptions=DomainError)
+    def reach_of_event(self, slug: str) -> dict:
+        """Who unsubscribed or cannot be reached, for lists, exports and stats."""
+        with transaction(self.db) as session:
+            return recipients.of_event(session, slug)
+
     # -- attendees and operations -------------------------------------------------------
+    @rpc(expected_exceptions=DomainError)
+    def unsubscribe(self, registration_id: str) -> dict:
+        with transaction(self.db) as session:
+            result, changed = recipients.unsubscribe(session, registration_id)
+        if changed:
+            UNSUBSCRIBES.inc()
+            log.info("an attendee unsubscribed from the bulk mail of %s", result["event"],
+                     extra={"registration_id": registration_id, "event_slug": result["event"]})
+        return result
+
+    @rpc(expected_exceptions=DomainError)
+    def reach_of_registration(self, registration_id: str) -> dict:
+        with transaction(self.db) as session:
+            return recipients.of_registration(session, registration_id)
+
     @rpc(expected_exceptions=DomainError)
     def calendar(self, registration_id: str) -> str:
         with transaction(self.db) as session:
             return policy.calendar_for(session, registration_id, self.organiser)
+
+    @rpc
+    def mail_problem(self) -> str | None:
+        """Why this replica's sender cannot send now, or None."""
+        return self.sender.problem
 
     @rpc(expected_exceptions=DomainError)
     def ping(self) -> bool:

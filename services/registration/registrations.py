@@ -30,7 +30,7 @@ from shared.db import insert_absent, locked
 from shared.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
 from shared.statuses import ACTIVE, FINAL, Status
-from shared.tokens import attendee_token
+from shared.tokens import attendee_token, unsubscribe_token
 
 from .catalogue import load_event
 from .models import idempotency_keys, registrations
@@ -52,7 +52,11 @@ class Links:
         return {"self": base + query, "cancel": f"{base}/cancel{query}",
                 "confirm": f"{base}/confirm{query}", "calendar": f"{base}/calendar.ics{query}",
                 # the page where a person (not a program) confirms or cancels
-                "manage": f"{self.base_url}/registrations/{registration_id}{query}"}
+                "manage": f"{self.base_url}/registrations/{registration_id}{query}",
+                # one-click unsubscribe from bulk mail (RFC 8058): its token
+                # proves only that, as mailbox providers follow it unasked
+                "unsubscribe": f"{self.base_url}/unsubscribe/{registration_id}"
+                               f"?token={unsubscribe_token(self.secret_key, registration_id)}"}
 
 
 @dataclass

@@ -39,6 +39,11 @@ def start_gateway(monkeypatch):
             if provider.attr_name in SERVICES:
                 container.subextensions.difference_update(iter_extensions(provider))
         stubs = dict(zip(SERVICES, replace_dependencies(container, *SERVICES)))
+        # What notification says when nobody unsubscribed and mail goes.
+        stubs["notification"].mail_problem.return_value = None
+        stubs["notification"].reach_of_event.return_value = {}
+        stubs["notification"].reach_of_registration.return_value = {"unsubscribed_at": None,
+                                                                    "undeliverable": None}
         container.start()
         containers.append(container)
         server = next(e for e in container.extensions if isinstance(e, ApiServer))

@@ -71,7 +71,7 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
     event_seats = capacity.event_seats("conf")
     assert event_seats["pools"]["category:local"]["used"] == 1
     passes(Event, {**event, "seats": event_seats})
-    passes(Stats, views.stats("conf", registration.stats("conf"), event_seats))
+    passes(Stats, views.stats("conf", registration.stats("conf"), event_seats, {}))
     passes(Registration, registration.cancel(registration_id))
 
     hook = services.notification.add_webhook("conf", "https://203.0.113.5/hook")

@@ -18,8 +18,10 @@ from .conftest import ADMIN_KEY
 from .samples import HOOK_ID, REGISTRATION_ID, TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+NO_NEWS = {"unsubscribed_at": None, "undeliverable": None}
 ORIGIN = "https://conference.example.org"
-VALUES = {"slug": "conf", "registration_id": REGISTRATION_ID, "hook_id": HOOK_ID, "name": "page.css"}
+VALUES = {"slug": "conf", "registration_id": REGISTRATION_ID, "hook_id": HOOK_ID, "name": "page.css",
+          "kind": "announcement"}
 
 
 def url_of(route) -> str:
@@ -108,7 +110,7 @@ def test_registrations_are_listed_as_json_or_csv_filtered_by_status(gateway):
     gateway.registration.get_event.return_value = samples.event()
     url = "/api/v1/events/conf/registrations"
     listed = gateway.client.get(url, headers=ADMIN, query_string={"status": "confirmed"})
-    assert listed.get_json() == [samples.registration()]
+    assert listed.get_json() == [{**samples.registration(), **NO_NEWS}]
     gateway.registration.list_registrations.assert_called_with("conf", "confirmed")
     csv = gateway.client.get(url, headers=ADMIN, query_string={"format": "csv"})
     assert csv.mimetype == "text/csv" and "conf-registrations.csv" in csv.headers["Content-Disposition"]
@@ -215,7 +217,7 @@ def test_reading_a_registration_waits_while_it_is_pending(gateway):
     gateway.registration.get_registration.side_effect = lambda _: next(answers)
     url = f"/api/v1/registrations/{REGISTRATION_ID}"
     read = gateway.client.get(url, query_string={"token": TOKEN, "wait": "5"})
-    assert read.get_json() == samples.registration()
+    assert read.get_json() == {**samples.registration(), **NO_NEWS}
     assert gateway.registration.get_registration.call_count == 2
     for wait in ("31", "-1", "soon"):
         problem(gateway.client.get(url, query_string={"token": TOKEN, "wait": wait}), 400)

@@ -100,11 +100,11 @@ def test_a_sender_behind_its_lease_neither_sends_nor_overwrites_the_next_claim(d
 def sender():
     from eventlet.queue import LightQueue
 
-    from services.notification.mailer import Mailer
+    from services.notification.mailer import Mailer, Server
     from services.notification.sending import DeliveryWorker
     worker = DeliveryWorker()
     worker.lease = deliveries.LEASE
-    worker.mailer = Mailer("127.0.0.1", 9, "events@example.org", timeout=1)
+    worker.mailer = Mailer(Server("127.0.0.1", 9, timeout=1), "events@example.org")
     worker.mailers = LightQueue()
     worker.mailers.put(worker.mailer)
     return worker

@@ -9,7 +9,7 @@ import pytest
 from icalendar import Calendar
 
 from services.notification import calendar, messages
-from services.notification.mailer import SMTP_POLICY, Mailer
+from services.notification.mailer import SMTP_POLICY, Mailer, Server
 from services.notification.times import both_zones
 from shared.contracts import Attendee, RegistrationStatusChanged
 from shared.schemas import EventSpec
@@ -105,7 +105,7 @@ def test_times_follow_daylight_saving():
 
 
 def test_a_name_cannot_inject_headers():
-    mailer = Mailer("localhost", 1, "events@example.org")
+    mailer = Mailer(Server("localhost", 1), "events@example.org")
     content = {"subject": "Hi", "text": "t", "html": "<p>h</p>"}
     with pytest.raises(ValueError):
         mailer.build("Eve\r\nBcc: victim@example.org", "eve@example.org", content, "k")
@@ -119,7 +119,7 @@ def test_a_name_cannot_inject_headers():
 
 
 def test_non_ascii_headers_and_bodies_survive_the_round_trip():
-    mailer = Mailer("localhost", 1, "Events <events@example.org>")
+    mailer = Mailer(Server("localhost", 1), "Events <events@example.org>")
     content = {"subject": "تأكيد مقعدك: Conférence", "text": "مرحبا أميرة", "html": "<p>é</p>",
                "attachments": [{"filename": "invite.ics", "mimetype": "text/calendar",
                                 "content": "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"}]}

@@ -118,8 +118,8 @@ def test_due_messages_go_out_once_each_with_their_causes_id_and_are_recorded(
     monkeypatch.setattr(deliveries, "BATCH", 4)
     claims, real_claim = [], deliveries.claim_due
 
-    def claim_due(session, lease=deliveries.LEASE):
-        claims.append(len(batch := real_claim(session, limit=4, lease=lease)))
+    def claim_due(session, lease=deliveries.LEASE, channels=None):
+        claims.append(len(batch := real_claim(session, limit=4, lease=lease, channels=channels)))
         return batch
     monkeypatch.setattr(deliveries, "claim_due", claim_due)
     for number in range(10):
@@ -147,49 +147,105 @@ def test_due_messages_go_out_once_each_with_their_causes_id_and_are_recorded(
     assert len(mailers) == 2 and all(mailer._smtp is None for mailer in mailers)
 
 
-def test_a_server_away_is_a_retry_later_and_the_message_is_kept(db, monkeypatch, recorded, caplog):
-    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+def test_a_server_away_is_no_messages_fault_it_waits_unchanged_and_the_sender_pauses(
+        db, monkeypatch, recorded, caplog):
+    """Unreachable, no TLS, a refused login: the message is not to blame.
+    It goes back to the log with no attempt counted (it is never dropped
+    however long the server is away), the sender pauses before trying the
+    server again, and the operator is told once, naming the server."""
+    port = free_port()
+    worker = worker_for(db, monkeypatch, port, connections=1)
     queue(db, 1)
+    queue(db, 2)
     failed_before = metric("evreg_messages_failed_total", kind="seat_confirmed", channel="email", final="no")
     sent_before = metric("evreg_messages_sent_total", kind="seat_confirmed", channel="email")
+    before = deliveries.utcnow()
     worker.tick()
-    [row] = log(db).values()
-    assert (row.status, row.attempts, row.lease) == ("queued", 1, None)
-    assert row.last_error.startswith("ConnectionRefusedError")
+    rows = log(db)
+    for row in rows.values():
+        assert (row.status, row.attempts, row.lease) == ("queued", 0, None)
+        assert row.last_error.startswith(f"cannot reach smtp://127.0.0.1:{port} (none): ConnectionRefused")
+        assert timedelta(seconds=0.5) < row.next_attempt_at - before < timedelta(seconds=2)
+    assert worker.problem == rows["status:r1:1"].last_error
+    assert metric("evreg_smtp_up") == 0
     assert metric("evreg_messages_failed_total", kind="seat_confirmed", channel="email",
-                  final="no") == failed_before + 1
+                  final="no") == failed_before
     assert metric("evreg_messages_sent_total", kind="seat_confirmed", channel="email") == sent_before
     assert recorded == []                           # a failure is never recorded as a send
-    assert warnings_of(caplog) == [("WARNING", "seat_confirmed to a1@example.org for status:r1:1: "
-                                               f"attempt 1 failed, will retry: {row.last_error}")]
+    assert warnings_of(caplog) == [("ERROR", f"cannot send email: {worker.problem}; messages wait in "
+                                             "the delivery log and the server is tried again, at "
+                                             "least every 60 s")]
+    # Paused: a message queued now is not claimed, and nothing is logged again.
+    queue(db, 3)
+    worker.tick()
+    assert log(db)["status:r3:1"].status == "queued" and log(db)["status:r3:1"].last_error is None
+    assert len(warnings_of(caplog)) == 1
+
+
+def test_the_pause_grows_to_a_minute_and_ends_with_the_first_message_that_goes(
+        db, smtp, monkeypatch, caplog):
+    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+    queue(db, 1)
+    pauses = []
+    for _ in range(8):
+        worker._resume_at = 0                      # as if the pause were over
+        with transaction(db) as session:
+            session.execute(update(table).values(next_attempt_at=deliveries.utcnow()))
+        worker.tick()
+        pauses.append(round(log(db)["status:r1:1"].next_attempt_at.timestamp()
+                            - deliveries.utcnow().timestamp()))
+    assert pauses == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert len(warnings_of(caplog)) == 1           # one cause, said once
+    worker = worker_for(db, monkeypatch, smtp.port, connections=1)
+    worker.problem, worker._pauses = "the old cause", 7
+    with transaction(db) as session:
+        session.execute(update(table).values(next_attempt_at=deliveries.utcnow()))
+    with caplog.at_level(logging.INFO, logger=sending.__name__):
+        worker.tick()
+    assert log(db)["status:r1:1"].status == "sent"
+    assert (worker.problem, worker._pauses, metric("evreg_smtp_up")) == (None, 0, 1)
+    assert f"the SMTP server smtp://127.0.0.1:{smtp.port} (none) takes mail again" in caplog.messages
+
+
+def test_webhooks_still_go_while_the_smtp_server_is_paused(db, monkeypatch):
+    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+    queue(db, 1)
+    worker.tick()
+    assert worker.problem is not None
+    with transaction(db) as session:
+        deliveries.enqueue(session, "webhook:w1:1", "status_changed", "http://hook.example/x",
+                           "en", {"body": {}}, "conf", "r1", channel="webhook")
+    posted = []
+    monkeypatch.setattr(sending.webhooks, "post", lambda sessions, row, allow: posted.append(row.cause))
+    worker.tick()
+    assert posted == ["webhook:w1:1"]
+    assert log(db)["status:r1:1"].status == "queued"
 
 
 def test_the_server_back_the_retry_goes_out(db, smtp, monkeypatch, caplog):
     worker = worker_for(db, monkeypatch, free_port(), connections=1)
     queue(db, 1)
     worker.tick()
-    worker.tick()                                   # backing off: not tried again yet
-    assert [message for _, message in warnings_of(caplog)] == [
-        f"seat_confirmed to a1@example.org for status:r1:1: attempt 1 failed, will retry: "
-        f"{log(db)['status:r1:1'].last_error}"]
+    worker.tick()                                   # paused: not tried again yet
+    assert len(warnings_of(caplog)) == 1
     worker = worker_for(db, monkeypatch, smtp.port, connections=1)
     with transaction(db) as session:
         session.execute(update(table).values(next_attempt_at=deliveries.utcnow()))
     worker.tick()
     [row] = log(db).values()
-    assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
     assert len(smtp.mailbox.to("a1@example.org")) == 1
 
 
 class Refusing:
-    """An SMTP handler that refuses one recipient for good (550)."""
+    """An SMTP handler that refuses one recipient (for good: 550; for now: 4xx)."""
 
-    def __init__(self, mailbox):
-        self.mailbox = mailbox
+    def __init__(self, mailbox, reply="550 5.1.1 no such user"):
+        self.mailbox, self.reply = mailbox, reply
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("nobody@"):
-            return "550 5.1.1 no such user"
+        if address.lower().startswith("nobody@"):
+            return self.reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -367,10 +423,18 @@ def test_a_database_hiccup_is_ridden_out_when_claiming_and_when_recording(
 
 
 def test_a_failure_is_recorded_through_a_database_hiccup(db, monkeypatch, pauses):
-    worker = worker_for(db, monkeypatch, free_port(), connections=1)
-    queue(db, 1)
-    flapping(monkeypatch, "mark_failed", 5)
-    worker.tick()
+    from aiosmtpd.controller import Controller
+    server = SmtpServer()
+    controller = Controller(Refusing(server.mailbox, "451 4.3.0 try later"), hostname="127.0.0.1",
+                            port=server.port)
+    controller.start()
+    try:
+        worker = worker_for(db, monkeypatch, server.port, connections=1)
+        queue(db, 1, recipient="nobody@example.org")
+        flapping(monkeypatch, "mark_failed", 5)
+        worker.tick()
+    finally:
+        controller.stop()
     row = log(db)["status:r1:1"]
     assert (row.status, row.attempts, row.lease) == ("queued", 1, None)
     assert pauses == [0.2, 0.4, 0.8, 1.6, 2.0]

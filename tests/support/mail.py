@@ -18,6 +18,7 @@ class Mailbox:
 
     def __init__(self):
         self.messages: list[email.message.EmailMessage] = []
+        self.raw: list[bytes] = []          # as received, for signature checks
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -25,6 +26,7 @@ class Mailbox:
         message["X-Received-At"] = repr(time.time())
         with self.lock:
             self.messages.append(message)
+            self.raw.append(envelope.content)
         return "250 OK"
 
     def to(self, address: str) -> list:
@@ -46,15 +48,40 @@ class Mailbox:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None):
+    """``SmtpServer()``: plain SMTP, as a local catcher is. With ``tls`` (a
+    tests.support.tls.Authority) and ``security``: a submission server as
+    mail providers run them, STARTTLS required (port 587's way) or TLS from
+    the first byte (465's), and a login required once TLS is up."""
+
+    def __init__(self, port: int | None = None, tls=None, security: str = "starttls",
+                 login: tuple[str, str] | None = None, handler=None):
         self.port = port or free_port()
         self.mailbox = Mailbox()
+        self.handler = handler or self.mailbox
+        self.tls, self.security, self.login = tls, security, login
+        self.logins: list[tuple[str, bool]] = []      # (user, accepted), each try
         self.controller = None
 
     def start(self):
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        options: dict = {}
+        if self.tls is not None and self.security == "tls":
+            options["ssl_context"] = self.tls.server_context()
+        elif self.tls is not None:
+            options.update(tls_context=self.tls.server_context(), require_starttls=True)
+        if self.login is not None:
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; on 465 it is TLS throughout
+            options.update(auth_required=True, auth_require_tls=self.security != "tls",
+                           authenticator=self._authenticate)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
         return self
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+        user, password = auth_data.login.decode(), auth_data.password.decode()
+        accepted = (user, password) == self.login
+        self.logins.append((user, accepted))
+        return AuthResult(success=accepted, handled=False)
 
     def stop(self):
         if self.controller is not None:

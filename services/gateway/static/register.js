@@ -6,21 +6,49 @@ const data = JSON.parse(document.getElementById("page-data").textContent);
 const form = document.getElementById("registration");
 const text = data.text;
 
+// A zone is named as the emails name it: by the server (data-zone-name on the
+// session's time, data-name on each zone of the form: the event's label or the
+// zone's city, from CLDR), else by its GMT offset at that moment, as CLDR writes
+// it ("غرينتش+05:30"). Never the browser's "short" name ("غرينتش+2", "Israel Time").
+function zoneName(zone, when, name) {
+  if (name) return name;
+  const part = new Intl.DateTimeFormat(data.lang, {timeZone: zone, timeZoneName: "longOffset"})
+    .formatToParts(when).find((p) => p.type === "timeZoneName");
+  return part ? part.value : "";
+}
+
+function chosenZone() {
+  const option = document.getElementById("timezone").selectedOptions[0];
+  return option ? {zone: option.value, name: option.dataset.name} : null;
+}
+
+// dateStyle cannot be combined with timeZone in every browser: name the parts.
+function moment(when, zone, name) {
+  const local = new Intl.DateTimeFormat(data.lang, {
+    weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "numeric",
+    minute: "2-digit", timeZone: zone}).format(when);
+  const named = zoneName(zone, when, name);
+  return named ? `${local} (${named})` : local;
+}
+
 function formatTimes() {
   // The attendee's zone: the one chosen in the form (preselected from the browser).
-  const browserZone = document.getElementById("timezone").value;
+  const chosen = chosenZone();
   for (const time of document.querySelectorAll("time[data-event-zone]")) {
     const when = new Date(time.getAttribute("datetime"));
-    // dateStyle cannot be combined with timeZoneName: name the parts instead.
-    const show = (zone) => new Intl.DateTimeFormat(data.lang, {
-      weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "numeric",
-      minute: "2-digit", timeZone: zone, timeZoneName: "short"}).format(when);
-    let label = show(time.dataset.eventZone);
-    if (browserZone && browserZone !== time.dataset.eventZone) {
-      label += " · " + show(browserZone);
+    const eventZone = time.dataset.eventZone;
+    let label = moment(when, eventZone, time.dataset.zoneName);
+    if (chosen && chosen.zone !== eventZone && offset(when, chosen.zone) !== offset(when, eventZone)) {
+      label += " · " + moment(when, chosen.zone, chosen.name);
     }
     time.textContent = label;
   }
+}
+
+// Two zones at the same offset at that moment read the same: shown once, as in the emails.
+function offset(when, zone) {
+  return new Intl.DateTimeFormat("en", {timeZone: zone, timeZoneName: "longOffset"})
+    .formatToParts(when).find((p) => p.type === "timeZoneName").value;
 }
 
 function preselectZone() {
@@ -112,8 +140,10 @@ function describe(registration, links) {
   section().dataset.state = status;
   if (status === "confirmed") return showOutcome(text.confirmed, text.confirmed_detail, links.manage);
   if (status === "held") {
-    const deadline = new Intl.DateTimeFormat(data.lang, {dateStyle: "full", timeStyle: "short"})
-      .format(new Date(registration.hold_expires_at));
+    const chosen = chosenZone();
+    const deadline = chosen ? moment(new Date(registration.hold_expires_at), chosen.zone, chosen.name)
+      : new Intl.DateTimeFormat(data.lang, {dateStyle: "full", timeStyle: "short"})
+        .format(new Date(registration.hold_expires_at));
     return showOutcome(text.held, text.held_detail.replace("{deadline}", deadline), links.manage);
   }
   if (status === "waitlisted") {
