@@ -24,7 +24,7 @@ class RefusingSome:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower().startswith("gone"):
-            return "550 5.1.1 <%s>: no such mailbox" % address
+            return f"550 5.1.1 <{address}>: no such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

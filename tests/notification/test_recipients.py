@@ -3,6 +3,7 @@ attendee's announcements and reminders at once (queued ones withdrawn,
 pending reminders cancelled, none scheduled again) and nothing else; an
 address refused for good gets nothing more, in any letter case. Previews
 render every kind for the event. A real migrated SQLite database."""
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -15,8 +16,18 @@ from shared.db import transaction
 from shared.errors import Invalid, NotFound
 from tests.notification import test_policy as p
 from tests.notification.samples import EVENT, KINDS
-from tests.notification.test_policy import DAY_1, announce, db, event, publish, reminders, seat  # noqa: F401
-from tests.notification.test_policy import fresh_slug, send_due, tell  # noqa: F401
+from tests.notification.test_policy import DAY_1, announce, event, publish, reminders, seat, send_due, tell
+
+
+@pytest.fixture
+def db(service_db):
+    return service_db("notification")
+
+
+@pytest.fixture(autouse=True)
+def fresh_slug():
+    """A slug of its own for each test's event (see test_policy.fresh_slug)."""
+    p.SLUG = f"conf-{uuid.uuid4().hex[:8]}"
 
 
 def unsubscribe(db, registration):
