@@ -30,7 +30,9 @@ def test_a_seat_is_confirmed_and_the_attendee_receives_the_email(stack):
     assert "Amira Haddad" in text and "Amira Haddad" in html
     assert "https://meet.example.org/diaspora" in text      # join link: online, seated
     # Times in the event's zone and the attendee's own.
-    assert "Turquie" in text and "Toronto" in text   # French: the attendee chose fr
+    # French (the attendee chose fr), each zone by its city, never its country
+    assert "heure : Istanbul" in text and "heure : Toronto" in text
+    assert "Turquie" not in text and "Canada" not in text
     [invite] = [part for part in message.iter_attachments() if part.get_filename() == "invite.ics"]
     calendar = Calendar.from_ical(invite.get_content())
     [vevent] = calendar.walk("VEVENT")
