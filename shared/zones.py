@@ -27,6 +27,20 @@ def zone_name(zone: str, language: str, at: datetime | None = None,
     return place_name(zone, language, label) or _gmt(zone, Locale.parse(language), at)
 
 
+def zones_to_show(at: datetime, event_zone: str, attendee_zone: str | None,
+                  label: Mapping[str, str] | None = None) -> list[tuple[str, Mapping[str, str] | None]]:
+    """The zones a moment is shown in, each with its label: the event's, then
+    the attendee's when its clock reads differently at that moment."""
+    zones = [(event_zone, label)]
+    if attendee_zone and _offset(at, attendee_zone) != _offset(at, event_zone):
+        zones.append((attendee_zone, None))
+    return zones
+
+
+def _offset(at: datetime, zone: str):
+    return at.astimezone(ZoneInfo(zone)).utcoffset()
+
+
 def place_name(zone: str, language: str, label: Mapping[str, str] | None = None) -> str | None:
     """``zone_name`` where it does not depend on the moment: the event's
     label, or the zone's place ("Jerusalem Time", "توقيت القدس"); None where

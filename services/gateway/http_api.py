@@ -119,6 +119,17 @@ def require_token(request: Request, secret_key: str, registration_id: str,
         raise Problem(404, "Not found", "no such registration")
 
 
+def call_or(fallback, method, *args, timeout: float, **kwargs):
+    """``call``, or ``fallback`` when the service does not answer (a 503):
+    for what only adds to an answer the gateway can give without it."""
+    try:
+        return call(method, *args, timeout=timeout, **kwargs)
+    except Problem as problem:
+        if problem.status != 503:
+            raise
+        return fallback
+
+
 def call(method, *args, timeout: float = RPC_TIMEOUT, **kwargs):
     """An RPC call that gives up: a service that does not answer is a 503."""
     try:

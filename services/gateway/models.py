@@ -59,12 +59,6 @@ class Undeliverable(Answer):
     refused_at: Timestamp
 
 
-class Reach(Answer):
-    """Whether mail reaches the attendee (the notification service knows)."""
-    unsubscribed_at: Timestamp | None = None     # no more announcements and reminders
-    undeliverable: Undeliverable | None = None
-
-
 class Registration(Answer):
     id: str
     event: str

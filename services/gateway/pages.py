@@ -17,7 +17,7 @@ from werkzeug.wrappers import Request, Response
 from shared.i18n import localized, translations
 from shared.schemas import RTL_LANGUAGES
 from shared.statuses import ACTIVE, Status
-from shared.zones import place_name, zone_name
+from shared.zones import place_name, zone_name, zones_to_show
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -134,9 +134,7 @@ def deadline(value: str | None, event: dict, zone: str | None, language: str) ->
     if not value:
         return None
     when = datetime.fromisoformat(value)
-    zones = [(event["timezone"], event.get("timezone_label"))]
-    if zone and _offset(when, zone) != _offset(when, event["timezone"]):
-        zones.append((zone, None))
+    zones = zones_to_show(when, event["timezone"], zone, event.get("timezone_label"))
     return " · ".join(f"{_local(when, name, language)} ({zone_name(name, language, when, label)})"
                       for name, label in zones)
 
@@ -147,10 +145,6 @@ def _local(when: datetime, zone: str, language: str) -> str:
     joined = str(locale.datetime_formats["medium"]).replace("'", "")       # "{1}, {0}"
     return joined.replace("{0}", format_time(local, "short", locale=locale)).replace(
         "{1}", format_date(local, "medium", locale=locale))
-
-
-def _offset(when: datetime, zone: str):
-    return when.astimezone(ZoneInfo(zone)).utcoffset()
 
 
 def manage(registration: dict, event: dict, token: str) -> Response:

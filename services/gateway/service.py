@@ -16,7 +16,7 @@ from shared.schemas import AnnouncementRequest, EventSpec, RegistrationRequest, 
 from shared.statuses import Status
 
 from . import exports, gathering, openapi, pages, views
-from .http_api import Problem, answer, attachment, call, is_admin, read_json, validate
+from .http_api import Problem, answer, attachment, call, call_or, is_admin, read_json, validate
 from .models import (
     AnnouncementAccepted,
     Event,
@@ -165,34 +165,18 @@ class GatewayService:
         registration = views.wait_while_pending(
             lambda: call(self.registration.get_registration, registration_id),
             WAIT.read(request), eventlet.sleep)
+        # What other services add comes within LIVE_POSITION_TIMEOUT or not
+        # at all: a restarting service costs the answer a detail, not a 503.
         if registration["status"] == Status.WAITLISTED:
-            registration["waitlist_position"] = (self._live_position(registration_id)
-                                                 or registration["waitlist_position"])
+            # capacity's current place in line, fresher than the recorded one
+            registration["waitlist_position"] = call_or(
+                None, self.capacity.waitlist_position, registration_id,
+                timeout=LIVE_POSITION_TIMEOUT) or registration["waitlist_position"]
         if registration["status"] != Status.PENDING:     # not while the rush polls
-            registration.update(self._reach(registration_id))
+            # whether mail reaches the attendee (nulls: unknown)
+            registration.update(call_or(views.NO_NEWS, self.notification.reach_of_registration,
+                                        registration_id, timeout=LIVE_POSITION_TIMEOUT))
         return answer(Registration, registration)
-
-    def _reach(self, registration_id) -> dict:
-        """Whether mail reaches the attendee; unknown (nulls) while the
-        notification service does not answer, rather than no answer at all."""
-        try:
-            return call(self.notification.reach_of_registration, registration_id,
-                        timeout=LIVE_POSITION_TIMEOUT)
-        except Problem as problem:
-            if problem.status != 503:
-                raise
-            return views.NO_NEWS
-
-    def _live_position(self, registration_id) -> int | None:
-        """Capacity's current place in line, fresher than the one recorded
-        with the last decision; without capacity (restarting, say) the
-        recorded one answers instead of a 503."""
-        try:
-            return call(self.capacity.waitlist_position, registration_id, timeout=LIVE_POSITION_TIMEOUT)
-        except Problem as problem:
-            if problem.status != 503:
-                raise
-            return None
 
     @route("POST", REGISTRATION + "/confirm", caller=ATTENDEE, rate_limited=True,
            summary="Confirm a held seat", answers={202: Registration}, errors=(409,))

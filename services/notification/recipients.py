@@ -59,13 +59,6 @@ def refused(session: Session, address: str, reason: str) -> None:
     deliveries.fail_queued_to(session, key, f"the address is undeliverable: {reason}"[:1000])
 
 
-def undeliverable_of(session: Session, addresses) -> dict[str, str]:
-    """address key -> the refusal, for those of these addresses refused for good."""
-    keys = sorted({deliveries.address_key(address) for address in addresses})
-    return dict(session.execute(select(undeliverable.c.address_key, undeliverable.c.reason)
-                                .where(undeliverable.c.address_key.in_(keys))).all())
-
-
 def of_event(session: Session, slug: str) -> dict[str, dict]:
     """registration id -> {"unsubscribed_at", "undeliverable"} for the
     attendees of an event who unsubscribed or whose address was refused
@@ -86,12 +79,6 @@ def of_registration(session: Session, registration_id: str) -> dict:
         .outerjoin(undeliverable, undeliverable.c.address_key == attendees.c.email_key)
         .where(attendees.c.registration_id == registration_id)).first()
     return _status(row) if row is not None else {"unsubscribed_at": None, "undeliverable": None}
-
-
-def counts(session: Session, slug: str) -> dict[str, int]:
-    status = of_event(session, slug).values()
-    return {"unsubscribed": sum(1 for s in status if s["unsubscribed_at"]),
-            "undeliverable": sum(1 for s in status if s["undeliverable"])}
 
 
 def _status(row) -> dict:

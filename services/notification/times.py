@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date, format_time
 
-from shared.zones import zone_name
+from shared.zones import zone_name, zones_to_show
 
 
 def moment(value: datetime, zone: str, language: str, label: Mapping[str, str] | None = None) -> str:
@@ -29,11 +29,5 @@ def both_zones(value: datetime, event_zone: str, attendee_zone: str | None, lang
                labels: Mapping[str, str] | None = None) -> list[str]:
     """The moment in the event's zone (named by ``labels``, the event's
     ``timezone_label``, when it has one), then in the attendee's if it differs."""
-    lines = [moment(value, event_zone, language, labels)]
-    if attendee_zone and _offset(value, attendee_zone) != _offset(value, event_zone):
-        lines.append(moment(value, attendee_zone, language))
-    return lines
-
-
-def _offset(value: datetime, zone: str):
-    return value.astimezone(ZoneInfo(zone)).utcoffset()
+    return [moment(value, zone, language, label)
+            for zone, label in zones_to_show(value, event_zone, attendee_zone, labels)]

@@ -440,22 +440,25 @@ def test_a_failure_is_recorded_through_a_database_hiccup(db, monkeypatch, pauses
     assert pauses == [0.2, 0.4, 0.8, 1.6, 2.0]
 
 
-def cut_short_at_r1(worker):
+def cut_short_at_r1(db, monkeypatch, release_failures):
+    """Three rows in one chunk, the sender going down at the second, and the
+    hand-back losing its database connection ``release_failures`` times."""
+    worker = worker_for(db, monkeypatch, free_port(), connections=1)
+    for number in range(3):
+        queue(db, number)
+
     def send(sessions, mailer, row):
         if row.cause == "status:r1:1":
             raise RuntimeError("the sender is going down")
         return True
     worker._send = send
+    flapping(monkeypatch, "release", release_failures)
+    with pytest.raises(RuntimeError):
+        worker.tick()
 
 
 def test_a_chunk_cut_short_hands_back_the_rest_through_a_database_hiccup(db, monkeypatch, pauses):
-    worker = worker_for(db, monkeypatch, free_port(), connections=1)
-    for number in range(3):
-        queue(db, number)
-    cut_short_at_r1(worker)
-    flapping(monkeypatch, "release", 5)
-    with pytest.raises(RuntimeError):
-        worker.tick()
+    cut_short_at_r1(db, monkeypatch, 5)
     rows = log(db)
     assert (rows["status:r2:1"].status, rows["status:r2:1"].lease) == ("queued", None)
     assert rows["status:r1:1"].status == "sending"          # started: left to its lease
@@ -464,13 +467,7 @@ def test_a_chunk_cut_short_hands_back_the_rest_through_a_database_hiccup(db, mon
 
 def test_rows_that_cannot_be_handed_back_are_left_to_their_lease_and_logged(
         db, monkeypatch, pauses, caplog):
-    worker = worker_for(db, monkeypatch, free_port(), connections=1)
-    for number in range(3):
-        queue(db, number)
-    cut_short_at_r1(worker)
-    flapping(monkeypatch, "release", 100)
-    with pytest.raises(RuntimeError):
-        worker.tick()
+    cut_short_at_r1(db, monkeypatch, 100)
     assert {row.status for row in log(db).values()} == {"sending"}
     [(level, message)] = warnings_of(caplog)
     assert level == "WARNING" and message.startswith(
