@@ -15,6 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from nameko.extensions import DependencyProvider
 
+from shared import countries
+from shared.countries import CountryNames
+
 SERVICES = ("gateway", "registration", "capacity", "notification")
 DEFAULT_METRICS_PORTS = {"gateway": 9100, "registration": 9101, "capacity": 9102, "notification": 9103}
 
@@ -154,6 +157,8 @@ class Settings:
     # (renewed as it records sends); a sender that dies leaves rows that are
     # sent again once it runs out.
     send_lease_seconds: float
+    # The countries' names, with the installation's own (COUNTRY_NAMES)
+    country_names: CountryNames = field(repr=False)
 
     @classmethod
     def from_env(cls, service: str | None = None) -> Settings:
@@ -194,6 +199,7 @@ class Settings:
             log_format=_choice("LOG_FORMAT", "text", ("text", "json")),
             log_level=(os.environ.get("LOG_LEVEL") or "INFO").upper(),
             send_lease_seconds=_positive("SEND_LEASE_SECONDS", 60.0),
+            country_names=countries.read(os.environ.get("COUNTRY_NAMES")),
         )
 
     # The secrets are read (or created) on first use, then kept.

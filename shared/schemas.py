@@ -6,14 +6,12 @@ refused (``extra="forbid"``): a typo must not be silently ignored.
 """
 from __future__ import annotations
 
-import re
 import unicodedata
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
-from babel import Locale
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
@@ -28,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-# The languages every message template is written in.
-SUPPORTED_LANGUAGES = ("en", "ar", "fr", "tr", "es", "ur", "ms")
-RTL_LANGUAGES = ("ar", "ur")
+from shared.countries import CODES as COUNTRY_CODES
+from shared.languages import SUPPORTED_LANGUAGES
+
 SLUG = r"^[a-z0-9](?:[a-z0-9_-]{0,78}[a-z0-9])?$"
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
 
@@ -77,14 +75,8 @@ def _timezones() -> frozenset:
     return frozenset(available_timezones())
 
 
-@lru_cache(maxsize=1)
-def _countries() -> frozenset:
-    return frozenset(code for code in Locale("en").territories
-                     if isinstance(code, str) and re.fullmatch(r"[A-Z]{2}", code))
-
-
 def _country(value: str) -> str:
-    if value.upper() not in _countries():
+    if value.upper() not in COUNTRY_CODES:
         raise ValueError("unknown ISO 3166-1 alpha-2 country code")
     return value.upper()
 

@@ -24,7 +24,7 @@ def zone_name(zone: str, language: str, at: datetime | None = None,
     given; a GMT offset depends on it). ``label``: the event's own names of
     its zone, per language (pass it only for the event's zone); one in the
     reader's language is used as it is written."""
-    return place_name(zone, language, label) or _gmt(zone, Locale.parse(language), at)
+    return place_name(zone, language, label) or gmt(zone, language, at)
 
 
 def zones_to_show(at: datetime, event_zone: str, attendee_zone: str | None,
@@ -48,12 +48,26 @@ def place_name(zone: str, language: str, label: Mapping[str, str] | None = None)
     if label and label.get(language):
         return label[language]
     locale = Locale.parse(language)
-    canonical = get_global("zone_aliases").get(zone, zone)
-    if canonical == "Etc/UTC":
+    if canonical(zone) == "Etc/UTC":
         # "Coordinated Universal Time", "التوقيت العالمي المنسق"
         return _utc_name(locale)
-    city = _city(canonical, locale)
-    return str(locale.zone_formats["region"]) % city if city else None
+    name = city(zone, language)
+    return str(locale.zone_formats["region"]) % name if name else None
+
+
+def canonical(zone: str) -> str:
+    """CLDR's id of the zone (Asia/Tel_Aviv → Asia/Jerusalem)."""
+    return get_global("zone_aliases").get(zone, zone)
+
+
+def same_zone(zone: str) -> list[str]:
+    """Every id of the zone, its own first (browsers may give an older one)."""
+    return list(dict.fromkeys([zone, *_same_zone(canonical(zone))]))
+
+
+def city(zone: str, language: str) -> str | None:
+    """The zone's city in ``language`` ("القدس", "Kudüs"), None where none is known."""
+    return _city(canonical(zone), Locale.parse(language))
 
 
 def _city(zone: str, locale: Locale) -> str | None:
@@ -96,6 +110,8 @@ def _utc_name(locale: Locale) -> str | None:
     return (names.get("long") or {}).get("standard")
 
 
-def _gmt(zone: str, locale: Locale, at: datetime | None) -> str:
-    """The locale's GMT format: "GMT+05:30", "غرينتش+05:30"."""
-    return get_timezone_gmt((at or utcnow()).astimezone(ZoneInfo(zone)), width="long", locale=locale)
+def gmt(zone: str, language: str, at: datetime | None = None) -> str:
+    """The zone's offset at ``at`` (now if not given) in the language's GMT
+    format: "GMT+05:30", "غرينتش+05:30"."""
+    return get_timezone_gmt((at or utcnow()).astimezone(ZoneInfo(zone)), width="long",
+                            locale=Locale.parse(language))

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 
-COLUMNS = ("id", "status", "name", "email", "language", "timezone", "country", "category",
+COLUMNS = ("id", "status", "name", "email", "language", "timezone", "country", "country_name",
+           "category",
            "sessions", "waitlist_position", "hold_expires_at", "created_at", "updated_at",
            "unsubscribed_at", "undeliverable")
 
@@ -22,14 +24,18 @@ def cell(value) -> str:
     return text
 
 
-def registrations_csv(rows: list[dict], questions: list[str]) -> str:
+def registrations_csv(rows: list[dict], questions: list[str],
+                      country_name: Callable[[str], str]) -> str:
+    """One row per registration; ``country_name``: a country's name for
+    the organisers (shared.countries), next to its code."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*COLUMNS, *(f"answer:{slug}" for slug in questions)])
     for row in rows:
         answers = row.get("answers") or {}
         refusal = row.get("undeliverable")
-        row = {**row, "undeliverable": refusal and f"{refusal['refused_at']}: {refusal['reason']}"}
+        row = {**row, "undeliverable": refusal and f"{refusal['refused_at']}: {refusal['reason']}",
+               "country_name": row.get("country") and country_name(row["country"])}
         writer.writerow([cell(row.get(column)) for column in COLUMNS]
                         + [cell(answers.get(slug)) for slug in questions])
     return buffer.getvalue()

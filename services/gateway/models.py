@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, WithJsonSchema, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from shared.schemas import EventSpec
 from shared.statuses import ALL, Status
@@ -92,11 +92,19 @@ class Seats(Answer):
     states: dict[str, int]
 
 
+class MissingTranslation(Answer):
+    """An organiser text that some of the event's languages lack; their
+    readers read it in the event's default language."""
+    field: str = Field(examples=["sessions.day-2.title"])
+    languages: list[str]
+
+
 class Event(EventSpec):
     """An event as stored; without the organiser key, no ``join_url`` and
-    ``revision``; with it, also ``seats``."""
+    ``revision``; with it, also ``seats`` and ``missing_translations``."""
     revision: int | None = None
     seats: Seats | None = None
+    missing_translations: list[MissingTranslation] | None = None
 
 
 class EventPatch(BaseModel):
@@ -129,13 +137,18 @@ class MailCounts(Answer):
 Counts = _with_counts("Counts", "Registrations by status.", (int, ...), {})
 PoolCounts = _with_counts("PoolCounts", "A category's or session's pool and counts; a status "
                           "nobody is in is left out.", (int, 0), {"seats": (Pool | None, None)})
+CountryCounts = _with_counts("CountryCounts", "A country's name (COUNTRY_NAMES, else CLDR's, in "
+                             "the event's default language) and its registrations by status.",
+                             (int, ...), {"name": (str, ...)})
 # mypy cannot see a model made at run time as a type.
 ByPool = dict[str, PoolCounts]  # type: ignore[valid-type]
 Stats = _with_counts(
-    "Stats", "Seats and counts: the event's, then per category, session and language.",
+    "Stats", "Seats and counts: the event's, then per category, session, language and country.",
     (int, ...), {"event": (str, ...), "seats": (Pool, ...)},
     {"per_category": (ByPool, ...), "per_session": (ByPool, ...),
-     "per_language": (dict[str, Counts], ...), "mail": (MailCounts, ...)})  # type: ignore[valid-type]
+     "per_language": (dict[str, Counts], ...),  # type: ignore[valid-type]
+     "per_country": (dict[str, CountryCounts], ...),  # type: ignore[valid-type]
+     "mail": (MailCounts, ...)})
 
 
 class MessagePreview(Answer):

@@ -3,21 +3,23 @@ page of an event and the page behind an attendee's emailed link."""
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, available_timezones
 
 from babel import Locale
-from babel.dates import format_date, format_time
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from babel.numbers import format_decimal
 from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup
 from werkzeug.wrappers import Request, Response
 
-from shared.i18n import localized, translations
-from shared.schemas import RTL_LANGUAGES
+from shared.countries import CODES as COUNTRY_CODES
+from shared.countries import CountryNames
+from shared.dates import in_zones, moment, reader_locale
+from shared.i18n import environment, localized, translations
+from shared.languages import SUPPORTED_LANGUAGES
 from shared.statuses import ACTIVE, Status
-from shared.zones import place_name, zone_name, zones_to_show
+from shared.zones import place_name
+
+from . import choices
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -30,25 +32,28 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".woff2": "font/woff2"}
 
 
 @cache
-def environment(language: str) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                               autoescape=select_autoescape(("html", "html.j2")),
-                               extensions=["jinja2.ext.i18n"])
-    env.install_gettext_translations(translations(LOCALES, language), newstyle=True)  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
-    return env
+def _environment(language: str) -> SandboxedEnvironment:
+    return environment(TEMPLATES, LOCALES, language)
 
 
 def html(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/html", headers=SECURITY_HEADERS)
 
 
-def not_found() -> Response:
-    """An unknown event or registration, a wrong token, an id of the wrong shape."""
-    return html("<!DOCTYPE html><title>Not found</title><p>No such page.</p>", 404)
+def _render(template: str, language: str, **context) -> str:
+    return _environment(language).get_template(template).render(lang=language, **context)
+
+
+def problem(request: Request, status: int) -> Response:
+    """A page's error as a page in the reader's language: 404 (an unknown
+    event or registration, a wrong token, an id of the wrong shape), 400,
+    429 or a server error."""
+    language = page_language(request, list(SUPPORTED_LANGUAGES))
+    return html(_render("problem.html.j2", language, status=status), status)
 
 
 def page_language(request: Request, languages: list[str]) -> str:
@@ -59,32 +64,23 @@ def page_language(request: Request, languages: list[str]) -> str:
     return request.accept_languages.best_match(languages) or languages[0]
 
 
+def browser_country(request: Request, language: str) -> str | None:
+    """The country of the browser's own ``language`` ("ar-IQ": IQ), for
+    dates as it writes them, before the form names one."""
+    for tag, _quality in request.accept_languages:
+        code, _, region = tag.replace("_", "-").partition("-")
+        if code.lower() == language and region.upper() in COUNTRY_CODES:
+            return region.upper()
+    return None
+
+
 def language_name(code: str) -> str:
+    """A language in its own words ("العربية", "Türkçe"): how its readers find it."""
     return (Locale.parse(code).get_display_name(code) or code).capitalize()
 
 
-@lru_cache(maxsize=8)
-def countries(language: str) -> list[tuple[str, str]]:
-    names = Locale.parse(language).territories
-    return sorted(((code, name) for code, name in names.items() if len(code) == 2 and code.isalpha()),
-                  key=lambda item: item[1])
-
-
-@lru_cache(maxsize=1)
-def timezones() -> list[str]:
-    return sorted(zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/"))
-
-
-@lru_cache(maxsize=8)
-def zone_names(language: str) -> list[tuple[str, str | None]]:
-    """Each zone of the form with its name in ``language`` as the emails
-    give it (shared.zones: its city); None where the script names it by its
-    GMT offset at the moment shown."""
-    return [(zone, place_name(zone, language)) for zone in timezones()]
-
-
 def script_text(language: str) -> dict:
-    """The words the page's script shows, in the page's language."""
+    """The words the registration page's script shows, in the page's language."""
     _ = translations(LOCALES, language).gettext
     return {
         "required": _("Please fill in this field."),
@@ -103,57 +99,60 @@ def script_text(language: str) -> dict:
         "waitlisted_detail": _("Your position: {position}. We will write to you if a seat comes free."),
         "rejected": _("The event is full"),
         "rejected_detail": _("We are sorry: there are no seats left and no waiting list."),
+        "no_zone": _("No time zone matches."),
     }
 
 
-def register(request: Request, event: dict) -> Response:
+def register(request: Request, event: dict, countries: CountryNames) -> Response:
     languages = event["languages"]
     language = page_language(request, languages)
-    default = languages[0]
-    body = environment(language).get_template("register.html.j2").render(
-        lang=language, dir="rtl" if language in RTL_LANGUAGES else "ltr",
+    default, zone, label = languages[0], event["timezone"], event.get("timezone_label")
+    country = browser_country(request, language)
+    starts = [datetime.fromisoformat(s["starts_at"]) for s in event["sessions"]]
+    body = _render(
+        "register.html.j2", language,
         title=localized(event["title"], language, default), venue=event.get("venue"),
-        format=event["format"], timezone=event["timezone"],
-        zone_name=place_name(event["timezone"], language, event.get("timezone_label")),
+        format=event["format"], timezone=choices.chosen_zone(zone),
+        zone_name=place_name(zone, language, label),
         language_links=[(code, language_name(code)) for code in languages],
         categories=[{"slug": c["slug"], "title": localized(c.get("title") or {default: c["slug"]},
                                                             language, default)}
                     for c in event["categories"]],
         sessions=[{"slug": s["slug"], "title": localized(s["title"], language, default),
-                   "starts_at": s["starts_at"]} for s in event["sessions"]],
+                   "starts_at": s["starts_at"],
+                   "starts": moment(when, zone, language, country, label)}
+                  for s, when in zip(event["sessions"], starts, strict=True)],
         questions=[{**q, "label": localized(q["label"], language, default)} for q in event["questions"]],
-        timezones=zone_names(language), countries=countries(language),
-        page_data={"lang": language, "text": script_text(language),
+        zones=choices.zone_groups(language, min(starts).replace(second=0, microsecond=0), countries),
+        countries=countries.listing(language),
+        page_data={"lang": language, "country": country, "text": script_text(language),
                    "endpoint": f"/api/v1/events/{event['slug']}/registrations"})
     return html(body)
 
 
-def deadline(value: str | None, event: dict, zone: str | None, language: str) -> str | None:
-    """A hold's deadline in the event's zone, then in the attendee's if it
-    differs, each named as the emails name it (shared.zones)."""
-    if not value:
-        return None
-    when = datetime.fromisoformat(value)
-    zones = zones_to_show(when, event["timezone"], zone, event.get("timezone_label"))
-    return " · ".join(f"{_local(when, name, language)} ({zone_name(name, language, when, label)})"
-                      for name, label in zones)
-
-
-def _local(when: datetime, zone: str, language: str) -> str:
-    """"18 Dec 2026, 14:00" as the language writes a date and a time."""
-    local, locale = when.astimezone(ZoneInfo(zone)), Locale.parse(language)
-    joined = str(locale.datetime_formats["medium"]).replace("'", "")       # "{1}, {0}"
-    return joined.replace("{0}", format_time(local, "short", locale=locale)).replace(
-        "{1}", format_date(local, "medium", locale=locale))
+def manage_text(language: str) -> dict:
+    """The words the manage page's script shows once a button has done its work."""
+    _ = translations(LOCALES, language).gettext
+    return {
+        "confirmed": _("Your seat is confirmed"),
+        "cancelled": _("This registration is cancelled."),
+        "conflict": _("This can no longer be done: your registration has changed. The page will show it now."),
+        "busy": _("Something went wrong. Please try again in a moment."),
+    }
 
 
 def manage(registration: dict, event: dict, token: str) -> Response:
-    language = registration["language"]
-    body = environment(language).get_template("manage.html.j2").render(
-        registration=registration, token=token, lang=language, Status=Status, ACTIVE=ACTIVE,
-        deadline=deadline(registration["hold_expires_at"], event, registration["timezone"], language),
-        dir="rtl" if language in RTL_LANGUAGES else "ltr",
-        title=localized(event["title"], language, event["languages"][0]))
+    language, country = registration["language"], registration.get("country")
+    hold_ends = registration["hold_expires_at"]
+    deadline = hold_ends and " · ".join(in_zones(
+        datetime.fromisoformat(hold_ends), event["timezone"], registration["timezone"], language,
+        country, event.get("timezone_label"), width="long"))
+    position = registration.get("waitlist_position")
+    body = _render(
+        "manage.html.j2", language, registration=registration, Status=Status, ACTIVE=ACTIVE,
+        deadline=deadline, title=localized(event["title"], language, event["languages"][0]),
+        position=position and format_decimal(position, locale=reader_locale(language, country)),
+        page_data={"id": registration["id"], "token": token, "text": manage_text(language)})
     return html(body)
 
 
@@ -161,12 +160,9 @@ def unsubscribe(registration: dict, event: dict, token: str, done: bool) -> Resp
     """The page of a bulk message's unsubscribe link: one button (a form,
     no script), then what it did; in the attendee's language."""
     language = registration["language"]
-    body = environment(language).get_template("unsubscribe.html.j2").render(
-        registration_id=registration["id"], token=token, lang=language, done=done,
-        dir="rtl" if language in RTL_LANGUAGES else "ltr",
-        # isolated: a Latin title inside Arabic text keeps its own direction
-        title=Markup("<bdi>{}</bdi>").format(localized(event["title"], language,
-                                                       event["languages"][0])))
+    body = _render("unsubscribe.html.j2", language, registration_id=registration["id"],
+                   token=token, done=done,
+                   title=localized(event["title"], language, event["languages"][0]))
     return html(body)
 
 
@@ -174,5 +170,7 @@ def static(name: str) -> Response:
     path = STATIC / name
     if path.parent != STATIC or path.suffix not in STATIC_TYPES or not path.is_file():
         return Response("not found", status=404, mimetype="text/plain")
+    # A font's name carries its version (page.css): a new version is a new URL.
+    kept = "public, max-age=31536000, immutable" if path.suffix == ".woff2" else "public, max-age=300"
     return Response(path.read_bytes(), mimetype=STATIC_TYPES[path.suffix],
-                    headers={"Cache-Control": "public, max-age=300", **SECURITY_HEADERS})
+                    headers={"Cache-Control": kept, **SECURITY_HEADERS})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from werkzeug.wrappers import Request
 
-from shared.schemas import SUPPORTED_LANGUAGES
+from shared.languages import SUPPORTED_LANGUAGES
 from shared.statuses import ALL
 
 from .http_api import Problem

@@ -126,7 +126,7 @@ class ApiServer(WebServer):
         elif isinstance(exc, NotFound):
             pages_here = any(request.path.startswith(route.url.split("<")[0])
                              for route in self._providers if route.page)
-            response = pages.not_found() if pages_here else \
+            response = pages.problem(request, 404) if pages_here else \
                 Problem(404, "Not found", "no such path").response()
         else:
             return exc          # a redirect werkzeug chose
@@ -174,7 +174,8 @@ class HttpRoute(HttpRequestHandler):
         except Exception as exc:
             if not isinstance(exc, Problem):
                 log.exception("unexpected error before %s ran", self.method_name)
-            return self.server.finish(request, self.response_from_exception(exc), request_id(request))
+            return self.server.finish(request, self.response_from_exception(exc, request),
+                                      request_id(request))
 
     def admit(self, request: Request, path_values: dict) -> None:
         if self.rate_limited:
@@ -191,22 +192,26 @@ class HttpRoute(HttpRequestHandler):
     def handle_result(self, event, worker_ctx, result, exc_info):
         """In the worker, before metrics and logs see the outcome: the answer
         itself, whatever happened (nameko has logged an unexpected error)."""
+        request = worker_ctx.args[0]
         try:
             response = self.response_from_result(result) if exc_info is None \
-                else self.response_from_exception(exc_info[1])
+                else self.response_from_exception(exc_info[1], request)
         except Exception:
             log.exception("%s answered with something that is not an answer", self.method_name)
-            response = self.response_from_exception(None)
-        response = self.server.finish(worker_ctx.args[0], response,
+            response = self.response_from_exception(None, request)
+        response = self.server.finish(request, response,
                                       worker_ctx.data.get("correlation_id") or uuid.uuid4().hex)
         event.send(response)
         return response, None
 
-    def response_from_exception(self, exc) -> Response:
+    def response_from_exception(self, exc, request: Request) -> Response:
         problem = exc if isinstance(exc, Problem) else Problem(500, "Internal error")
-        if self.page and problem.status == 404:
-            return pages.not_found()
-        return problem.response()
+        # a person reads a page's error: in their language, never as JSON
+        if not self.page:
+            return problem.response()
+        response = pages.problem(request, problem.status)
+        response.headers.update(problem.headers)        # Retry-After, Allow
+        return response
 
 
 route = HttpRoute.decorator

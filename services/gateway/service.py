@@ -4,6 +4,8 @@ paths, callers, rate limits, problem documents, request ids, CORS) is in
 routing.py; each route's decorator is also its documentation (openapi.py)."""
 from __future__ import annotations
 
+from functools import partial
+
 import eventlet
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
@@ -68,13 +70,15 @@ class GatewayService:
         event = call(self.registration.create_event, spec.model_dump(mode="json"))
         return answer(Event, event, 201, {"Location": f"/api/v1/events/{spec.slug}"})
 
-    @route("GET", EVENT, summary="Read an event (seats and join link with the organiser key)",
+    @route("GET", EVENT, summary="Read an event (with the organiser key: seats, join link and "
+                                 "the translations it lacks)",
            answers={200: Event})
     def get_event(self, request, slug):
         event = call(self.registration.get_event, slug)
         if not is_admin(request, self.settings.admin_api_key):
             return answer(Event, views.public_event(event))
-        return answer(Event, {**event, "seats": call(self.capacity.event_seats, slug)})
+        return answer(Event, {**event, "seats": call(self.capacity.event_seats, slug),
+                              "missing_translations": views.missing_translations(event)})
 
     @route("PATCH", EVENT, caller=ORGANISER, summary="Change top-level fields of an event",
            body=EventPatch, media=PATCH_MEDIA, answers={200: Event}, errors=(409,))
@@ -83,12 +87,14 @@ class GatewayService:
         return answer(Event, call(self.registration.update_event, slug, changes))
 
     @route("GET", EVENT + "/stats", caller=ORGANISER,
-           summary="Seats and counts per status, category, session and language",
+           summary="Seats and counts per status, category, session, language and country",
            answers={200: Stats})
     def stats(self, request, slug):
+        language = call(self.registration.get_event, slug)["languages"][0]
         return answer(Stats, views.stats(slug, call(self.registration.stats, slug),
                                          call(self.capacity.event_seats, slug),
-                                         call(self.notification.reach_of_event, slug)))
+                                         call(self.notification.reach_of_event, slug),
+                                         partial(self.settings.country_names.name, language=language)))
 
     @route("GET", EVENT + "/registrations", caller=ORGANISER,
            summary="List the registrations (JSON or CSV)", params=(FORMAT, STATUS),
@@ -99,8 +105,10 @@ class GatewayService:
                                 call(self.notification.reach_of_event, slug))
         if output == "json":
             return answer(list[Registration], rows)
-        questions = [q["slug"] for q in call(self.registration.get_event, slug)["questions"]]
-        return attachment(exports.registrations_csv(rows, questions), "text/csv",
+        event = call(self.registration.get_event, slug)
+        country_name = partial(self.settings.country_names.name, language=event["languages"][0])
+        questions = [q["slug"] for q in event["questions"]]
+        return attachment(exports.registrations_csv(rows, questions, country_name), "text/csv",
                           f"{slug}-registrations.csv")
 
     @route("POST", EVENT + "/announcements", caller=ORGANISER,
@@ -199,7 +207,8 @@ class GatewayService:
     @route("GET", "/events/<slug:slug>", page=True, summary="The registration page",
            params=(LANG,), answers={200: "text/html"})
     def registration_page(self, request, slug):
-        return pages.register(request, call(self.registration.get_event, slug))
+        return pages.register(request, call(self.registration.get_event, slug),
+                              self.settings.country_names)
 
     @route("GET", "/registrations/<id:registration_id>", caller=ATTENDEE, page=True,
            summary="The page an emailed link opens: the status, and buttons to confirm a "

@@ -4,6 +4,7 @@ capacity's seats, and a registration once it is no longer pending."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from shared.statuses import Status
 
@@ -13,6 +14,23 @@ PRIVATE_EVENT_FIELDS = ("join_url", "revision")
 
 def public_event(event: dict) -> dict:
     return {key: value for key, value in event.items() if key not in PRIVATE_EVENT_FIELDS}
+
+
+def missing_translations(event: dict) -> list[dict]:
+    """Each organiser text not written in every language of the event:
+    ``[{"field": "sessions.day-2.title", "languages": ["ur"]}]``. Readers of
+    those languages read the default language's text instead, so organisers
+    fill these before the rush."""
+    texts = [("title", event["title"]), ("timezone_label", event.get("timezone_label")),
+             *((f"sessions.{s['slug']}.title", s["title"]) for s in event["sessions"]),
+             *((f"categories.{c['slug']}.title", c.get("title")) for c in event["categories"]),
+             *((f"questions.{q['slug']}.label", q["label"]) for q in event["questions"])]
+    missing = []
+    for field, text in texts:
+        absent = [language for language in event["languages"] if text and not text.get(language)]
+        if absent:
+            missing.append({"field": field, "languages": absent})
+    return missing
 
 
 def with_reach(registrations: list[dict], reach: dict[str, dict]) -> list[dict]:
@@ -25,10 +43,12 @@ def with_reach(registrations: list[dict], reach: dict[str, dict]) -> list[dict]:
 NO_NEWS = {"unsubscribed_at": None, "undeliverable": None}
 
 
-def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[str, dict]) -> dict:
+def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[str, dict],
+          country_name: Callable[[str], str]) -> dict:
     """``registration.stats`` (counts by status, overall and per category,
-    session and language) with ``capacity.event_seats`` (each pool's seats)
-    and ``notification.reach_of_event`` (who unsubscribed, who cannot be reached)."""
+    session, language and country) with ``capacity.event_seats`` (each
+    pool's seats), ``notification.reach_of_event`` (who unsubscribed, who
+    cannot be reached) and each country's name (shared.countries)."""
     pools = event_seats["pools"]
     event_pool = pools.get("event", {})
     return {
@@ -39,6 +59,9 @@ def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[st
         "per_category": _with_pools(registration_stats["per_category"], pools, "category"),
         "per_session": _with_pools(registration_stats["per_session"], pools, "session"),
         "per_language": registration_stats["per_language"],
+        # a registration service older than per_country counts none
+        "per_country": {code: {"name": country_name(code), **counts}
+                        for code, counts in registration_stats.get("per_country", {}).items()},
         "mail": {"unsubscribed": sum(1 for r in reach.values() if r["unsubscribed_at"]),
                  "undeliverable": sum(1 for r in reach.values() if r["undeliverable"])},
     }

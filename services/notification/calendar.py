@@ -10,17 +10,17 @@ from datetime import UTC
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from shared.clock import utcnow
+from shared.dates import moment
 from shared.i18n import localized
 from shared.schemas import EventSpec
-
-from .times import moment
 
 
 def build(event: EventSpec, registration_id: str, sessions: list[str], language: str,
           revision: int, organiser: str, seated: bool, method: str = "PUBLISH",
-          attendee: tuple[str, str] | None = None) -> bytes:
+          attendee: tuple[str, str] | None = None, country: str | None = None) -> bytes:
     """``attendee`` (name, email): an invitation (METHOD:REQUEST) names whom
-    it invites (RFC 5546), which is how Outlook and Gmail show it as theirs."""
+    it invites (RFC 5546), which is how Outlook and Gmail show it as theirs.
+    ``country``: the attendee's, for the dates as it writes them."""
     calendar = Calendar()
     calendar.add("prodid", "-//event-registration//EN")
     calendar.add("version", "2.0")
@@ -39,7 +39,8 @@ def build(event: EventSpec, registration_id: str, sessions: list[str], language:
         entry.add("summary", f"{title}: {localized(session.title, language, event.default_language)}")
         if event.venue:
             entry.add("location", vText(event.venue))
-        description = [moment(session.starts_at, event.timezone, language, event.timezone_label)]
+        description = [moment(session.starts_at, event.timezone, language, country,
+                              event.timezone_label)]
         if seated and event.join_url:
             entry.add("url", str(event.join_url))
             description.append(str(event.join_url))

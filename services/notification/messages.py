@@ -7,22 +7,21 @@ ever a variable, never template source.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from shared.bidi import lines_from_right
 from shared.clock import utcnow
 from shared.contracts import Attendee, RegistrationStatusChanged
+from shared.dates import in_zones
 from shared.errors import Invalid, NotFound
-from shared.i18n import localized, translations
-from shared.schemas import RTL_LANGUAGES, EventSpec, parse_duration
+from shared.i18n import environment, localized
+from shared.schemas import EventSpec, parse_duration
 from shared.statuses import SEATED, Status
 
 from . import calendar
-from .times import both_zones
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALES = Path(__file__).parent / "locales"
@@ -60,18 +59,8 @@ class Draft:
 
 @cache
 def _environment(language: str) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(TEMPLATES)),
-        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
-        undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
-        trim_blocks=True, lstrip_blocks=True,
-        auto_reload=False)   # templates change with a release, not while running
-    env.install_gettext_translations(_translations(language), newstyle=True)  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
-    return env
-
-
-def _translations(language: str):
-    return translations(LOCALES, language)
+    return environment(TEMPLATES, LOCALES, language, trim_blocks=True, lstrip_blocks=True,
+                       auto_reload=False)   # templates change with a release, not while running
 
 
 def language_for(event: EventSpec, wanted: str | None) -> str:
@@ -81,17 +70,18 @@ def language_for(event: EventSpec, wanted: str | None) -> str:
 def render(kind: str, language: str, context: dict) -> Draft:
     env = _environment(language)
     text_template = env.get_template(f"{kind}.txt.j2")
-    ctx = {**context, "lang": language, "dir": "rtl" if language in RTL_LANGUAGES else "ltr"}
-    subject = "".join(text_template.blocks["subject"](text_template.new_context(ctx))).strip()
-    text = text_template.render(ctx)
-    html = env.get_template(f"{kind}.html.j2").render(ctx)
-    return Draft(subject=" ".join(subject.split()), text=text, html=html)
+    ctx = {**context, "lang": language}
+    subject = " ".join("".join(text_template.blocks["subject"](text_template.new_context(ctx))).split())
+    return Draft(subject=lines_from_right(subject, language),
+                 text=lines_from_right(text_template.render(ctx), language),
+                 html=env.get_template(f"{kind}.html.j2").render(ctx))
 
 
-def sessions_context(event: EventSpec, chosen: list[str], language: str, zone: str | None) -> list:
+def sessions_context(event: EventSpec, chosen: list[str], language: str,
+                     attendee: Attendee) -> list:
     return [{"title": localized(s.title, language, event.default_language),
-             "starts": both_zones(s.starts_at, event.timezone, zone, language,
-                                  labels=event.timezone_label)}
+             "starts": in_zones(s.starts_at, event.timezone, attendee.timezone, language,
+                                attendee.country, event.timezone_label)}
             for s in event.sessions if s.slug in chosen]
 
 
@@ -107,11 +97,13 @@ def _context(event: EventSpec, change: RegistrationStatusChanged, sessions: list
         # The join link is only for attendees whose seat is confirmed.
         "join_url": str(event.join_url) if (change.status == Status.CONFIRMED and event.join_url) else None,
         "sessions": sessions_context(event, sessions if sessions is not None else attendee.sessions,
-                                     language, attendee.timezone),
+                                     language, attendee),
         "status": change.status,
         "seated": seated,
         "waitlist_position": change.waitlist_position,
-        "hold_deadline": _deadline(change.hold_expires_at, event, attendee.timezone, language),
+        "hold_deadline": change.hold_expires_at and in_zones(
+            change.hold_expires_at, event.timezone, attendee.timezone, language, attendee.country,
+            event.timezone_label),
         "links": change.links,
         # Bulk mail (announcements, reminders) names its one-click way out.
         "unsubscribe_url": None,
@@ -121,7 +113,8 @@ def _context(event: EventSpec, change: RegistrationStatusChanged, sessions: list
 def _invite(event, revision, change, organiser, language) -> dict:
     ics = calendar.build(event, change.registration_id, change.attendee.sessions, language,
                          revision, organiser, seated=True, method="REQUEST",
-                         attendee=(change.attendee.name, change.attendee.email))
+                         attendee=(change.attendee.name, change.attendee.email),
+                         country=change.attendee.country)
     return {"filename": "invite.ics", "mimetype": "text/calendar", "method": "REQUEST",
             "content": ics.decode()}
 
@@ -164,11 +157,6 @@ def compose_announcement(event: EventSpec, change: RegistrationStatusChanged, su
                    paragraphs=[p.strip() for p in text.split("\n\n") if p.strip()],
                    unsubscribe_url=change.links.get("unsubscribe"))
     return render("announcement", language, context)
-
-
-def _deadline(value: datetime | None, event: EventSpec, zone: str | None, language: str):
-    return both_zones(value, event.timezone, zone, language,
-                      labels=event.timezone_label) if value else None
 
 
 # -- previews: every kind, as an attendee of the event would read it ----------------------

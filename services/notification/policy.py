@@ -206,7 +206,8 @@ def calendar_for(session: Session, registration_id: str, organiser: str) -> str:
     change = _parse(row.snapshot)
     return calendar.build(event, registration_id, change.attendee.sessions,
                           messages.language_for(event, change.attendee.language), revision,
-                          organiser, seated=row.status == Status.CONFIRMED).decode()
+                          organiser, seated=row.status == Status.CONFIRMED,
+                          country=change.attendee.country).decode()
 
 
 def _parse(document) -> RegistrationStatusChanged:

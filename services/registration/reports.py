@@ -23,14 +23,15 @@ def choices_in_use(session: Session, slug: str) -> dict:
 
 
 def stats(session: Session, slug: str) -> dict:
-    """Counts by status, overall and per category, session and language.
+    """Counts by status, overall and per category, session, language and country.
 
     Per language counts what attendees chose to listen in, so organisers can
     staff interpreters; cancelled, rejected and expired registrations are
     counted but are not listeners."""
     load_event(session, slug)
     rows = session.execute(select(registrations.c.status, registrations.c.category,
-                                  registrations.c.sessions, registrations.c.language)
+                                  registrations.c.sessions, registrations.c.language,
+                                  registrations.c.country)
                            .where(registrations.c.event_slug == slug)).all()
     def empty():
         return {status.value: 0 for status in ALL}
@@ -38,15 +39,18 @@ def stats(session: Session, slug: str) -> dict:
     by_category: dict[str, dict] = {}
     by_session: dict[str, dict] = {}
     by_language: dict[str, dict] = {}
+    by_country: dict[str, dict] = {}
     for row in rows:
         totals[row.status] += 1
         by_category.setdefault(row.category or "", empty())[row.status] += 1
         by_language.setdefault(row.language, empty())[row.status] += 1
+        if row.country:
+            by_country.setdefault(row.country, empty())[row.status] += 1
         for chosen in row.sessions:
             by_session.setdefault(chosen, empty())[row.status] += 1
     by_category.pop("", None)
     return {"registrations": totals, "per_category": by_category, "per_session": by_session,
-            "per_language": by_language}
+            "per_language": by_language, "per_country": by_country}
 
 
 def list_for_event(session: Session, slug: str, status: str | None = None) -> list[dict]:

@@ -14,8 +14,9 @@ HOOK_ID = "fedcba9876543210fedcba9876543210"
 
 def event(**fields) -> dict:
     """``registration.get_event``: the stored spec and its revision."""
-    document = event_document(slug="conf", categories=[{"slug": "local", "capacity": 5}],
-                              questions=[{"slug": "topic", "label": {"en": "Topic"}}], **fields)
+    document = event_document(**{"slug": "conf", "categories": [{"slug": "local", "capacity": 5}],
+                                  "questions": [{"slug": "topic", "label": {"en": "Topic"}}],
+                                  **fields})
     return {**parse(EventSpec, document).model_dump(mode="json"), "revision": 3}
 
 

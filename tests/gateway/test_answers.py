@@ -17,6 +17,7 @@ from services.gateway.models import Event, Registration, RegistrationAccepted, S
 from services.notification.service import NotificationService
 from services.registration.models import outbox as registration_outbox
 from services.registration.service import RegistrationService
+from shared.config import Settings
 from shared.contracts import RegistrationRequested
 from shared.db import transaction
 from shared.schemas import EventSpec, parse
@@ -56,7 +57,7 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
 
     [result] = registration.register_many([{
         "slug": "conf", "body": {"name": "Amira", "email": "amira@example.org", "category": "local",
-                                 "answers": {"topic": "seats"}},
+                                 "answers": {"topic": "seats"}, "country": "PS"},
         "idempotency_key": "k1", "correlation_id": "c1"}])
     passes(RegistrationAccepted, json.loads(json.dumps(result["answer"])))   # as RPC sends it
     registration_id = result["answer"]["id"]
@@ -71,7 +72,8 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
     event_seats = capacity.event_seats("conf")
     assert event_seats["pools"]["category:local"]["used"] == 1
     passes(Event, {**event, "seats": event_seats})
-    passes(Stats, views.stats("conf", registration.stats("conf"), event_seats, {}))
+    passes(Stats, views.stats("conf", registration.stats("conf"), event_seats, {},
+                              lambda code: Settings.from_env().country_names.name(code, "en")))
     passes(Registration, registration.cancel(registration_id))
 
     hook = services.notification.add_webhook("conf", "https://203.0.113.5/hook")

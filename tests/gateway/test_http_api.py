@@ -84,7 +84,7 @@ def test_csv_cells_cannot_run_as_formulas():
     assert cell("=HYPERLINK(\"http://evil\")") == "'=HYPERLINK(\"http://evil\")"
     assert cell("+1") == "'+1" and cell("Amira") == "Amira" and cell(None) == ""
     text = registrations_csv([{"id": "r1", "name": "@x", "sessions": ["a", "b"],
-                               "answers": {"topic": "-1"}}], ["topic"])
+                               "answers": {"topic": "-1"}}], ["topic"], str)
     assert text.splitlines()[1].startswith("r1,,'@x") and text.rstrip().endswith("'-1")
 
 

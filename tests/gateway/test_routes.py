@@ -79,7 +79,11 @@ def test_an_event_shows_its_private_fields_to_organisers_only(gateway):
     assert "join_url" not in public and "revision" not in public and "seats" not in public
     assert public["title"]["ar"] == "مؤتمر الجاليات"
     organiser = gateway.client.get("/api/v1/events/conf", headers=ADMIN).get_json()
-    assert organiser == {**samples.event(), "seats": samples.SEATS}
+    # the sample's sessions and question are in English only; its languages are en, ar, fr
+    missing = [{"field": "sessions.day-1.title", "languages": ["ar", "fr"]},
+               {"field": "questions.topic.label", "languages": ["ar", "fr"]}]
+    assert organiser == {**samples.event(), "seats": samples.SEATS, "missing_translations": missing}
+    assert "missing_translations" not in public
     gateway.registration.get_event.side_effect = NotFound("no event 'conf'")
     assert problem(gateway.client.get("/api/v1/events/conf"), 404)["detail"] == "no event 'conf'"
 

@@ -59,12 +59,13 @@ def links(registration_id: str = "r1") -> dict[str, str]:
 
 
 def change(status: str, language: str = "en", cause: str | None = None, name: str = "Amira",
-           sessions: tuple[str, ...] = ("day-1", "day-2")) -> RegistrationStatusChanged:
+           sessions: tuple[str, ...] = ("day-1", "day-2"),
+           country: str | None = None) -> RegistrationStatusChanged:
     return RegistrationStatusChanged(
         registration_id="r1", event_slug=EVENT.slug, status=status, previous_status="pending",
         status_seq=1, cause=cause or status,
         attendee=Attendee(name=name, email="amira@example.org", language=language,
-                          timezone="America/New_York", country=None, category=None,
+                          timezone="America/New_York", country=country, category=None,
                           sessions=list(sessions)),
         waitlist_position=7 if status == "waitlisted" else None,
         hold_expires_at=HOLD_EXPIRES if status == "held" else None,
@@ -78,25 +79,26 @@ STATUS_KINDS = {"received": ("pending", "received"), "seat_confirmed": ("confirm
                 "cancelled": ("cancelled", None), "rejected": ("rejected", None)}
 
 
-def compose(kind: str, language: str, name: str = "Amira", revision: int = 2) -> Draft:
+def compose(kind: str, language: str, name: str = "Amira", revision: int = 2,
+            event: EventSpec = EVENT, country: str | None = None) -> Draft:
     """A draft of one kind, in one language, through the composer that sends it."""
     if kind in STATUS_KINDS:
         status, cause = STATUS_KINDS[kind]
-        composed = messages.compose_status(EVENT, revision, change(status, language, cause, name),
-                                           ORGANISER)
+        composed = messages.compose_status(event, revision, change(status, language, cause, name,
+                                                                   country=country), ORGANISER)
         assert composed is not None and composed[0] == kind, (kind, composed)
         return composed[1]
-    seated = change("confirmed", language, name=name)
+    seated = change("confirmed", language, name=name, country=country)
     if kind == "reminder":
-        return messages.compose_reminder(EVENT, seated, "day-1")
+        return messages.compose_reminder(event, seated, "day-1")
     if kind == "session_moved":
-        return messages.compose_moved(EVENT, revision, seated, "day-1", ORGANISER)
+        return messages.compose_moved(event, revision, seated, "day-1", ORGANISER)
     if kind == "announcement":
-        return messages.compose_announcement(EVENT, seated, ANNOUNCEMENT_SUBJECTS,
+        return messages.compose_announcement(event, seated, ANNOUNCEMENT_SUBJECTS,
                                              ANNOUNCEMENT_BODIES)
     raise ValueError(kind)
 
 
-def every_draft(name: str = "Amira") -> dict[tuple[str, str], Draft]:
-    return {(kind, language): compose(kind, language, name)
+def every_draft(name: str = "Amira", event: EventSpec = EVENT) -> dict[tuple[str, str], Draft]:
+    return {(kind, language): compose(kind, language, name, event=event)
             for kind in KINDS for language in SUPPORTED_LANGUAGES}

@@ -11,7 +11,8 @@ from babel.messages.pofile import read_po
 
 from services.notification import messages
 from shared.contracts import Attendee, RegistrationStatusChanged
-from shared.schemas import RTL_LANGUAGES, SUPPORTED_LANGUAGES, EventSpec
+from shared.languages import RTL_LANGUAGES, SUPPORTED_LANGUAGES
+from shared.schemas import EventSpec
 from tests.support.documents import event_document
 from tests.support.paths import ROOT
 

@@ -10,8 +10,8 @@ from icalendar import Calendar
 
 from services.notification import calendar, messages
 from services.notification.mailer import SMTP_POLICY, Mailer, Server
-from services.notification.times import both_zones
 from shared.contracts import Attendee, RegistrationStatusChanged
+from shared.dates import in_zones
 from shared.schemas import EventSpec
 from tests.support.documents import event_document
 
@@ -44,7 +44,7 @@ CASES = [("confirmed", None, {}), ("held", None, HOLD), ("waitlisted", None, {"w
 def test_every_status_message_renders_text_and_html(status, cause, fields):
     kind, draft = messages.compose_status(EVENT, 1, change(status, cause, **fields), "events@x.org")
     assert draft.subject and "\n" not in draft.subject
-    assert "Dear Amira" in draft.text and "Dear Amira" in draft.html
+    assert "Dear Amira" in draft.text and "Dear <bdi>Amira</bdi>" in draft.html
     assert draft.html.lstrip().startswith("<!DOCTYPE html>")
     assert 'dir="ltr"' in draft.html
 
@@ -96,9 +96,9 @@ def test_a_confirmation_carries_a_calendar_of_the_chosen_sessions():
 
 def test_times_follow_daylight_saving():
     # New York moves to summer time on 2027-03-14; Istanbul has none.
-    before = both_zones(datetime(2027, 3, 13, 12, tzinfo=UTC), "Europe/Istanbul",
+    before = in_zones(datetime(2027, 3, 13, 12, tzinfo=UTC), "Europe/Istanbul",
                         "America/New_York", "en")
-    after = both_zones(datetime(2027, 3, 15, 12, tzinfo=UTC), "Europe/Istanbul",
+    after = in_zones(datetime(2027, 3, 15, 12, tzinfo=UTC), "Europe/Istanbul",
                        "America/New_York", "en")
     assert "7:00" in before[1] and "8:00" in after[1]
     assert "3:00" in before[0] and "3:00" in after[0]

@@ -12,7 +12,6 @@ from icalendar import Calendar
 from pydantic import ValidationError
 
 from services.notification import calendar, messages
-from services.notification.times import both_zones, moment
 from shared.contracts import (
     Attendee,
     EventPublished,
@@ -20,6 +19,8 @@ from shared.contracts import (
     envelope,
     open_envelope,
 )
+from shared.dates import in_zones as both_zones
+from shared.dates import moment
 from shared.schemas import SUPPORTED_LANGUAGES, EventSpec
 from shared.zones import place_name, zone_name
 from tests.support.documents import event_document
@@ -103,12 +104,12 @@ def test_no_raw_zone_id_is_ever_shown(language):
 
 
 def test_the_events_label_names_its_zone_and_the_attendees_own_zone_keeps_its_city():
-    ar = both_zones(WINTER, "Asia/Jerusalem", "America/Toronto", "ar", labels=LABEL)
+    ar = both_zones(WINTER, "Asia/Jerusalem", "America/Toronto", "ar", label=LABEL)
     assert ar[0].endswith("(بتوقيت القدس الشريف)") and ar[1].endswith("(توقيت تورونتو)")
-    en = both_zones(WINTER, "Asia/Jerusalem", "America/Toronto", "en", labels=LABEL)
+    en = both_zones(WINTER, "Asia/Jerusalem", "America/Toronto", "en", label=LABEL)
     assert en[0].endswith("(Jerusalem time)") and en[1].endswith("(Toronto Time)")
     # A language the label leaves out gets the city; the label never names another zone.
-    assert both_zones(WINTER, "Asia/Jerusalem", None, "tr", labels=LABEL)[0].endswith("(Kudüs Saati)")
+    assert both_zones(WINTER, "Asia/Jerusalem", None, "tr", label=LABEL)[0].endswith("(Kudüs Saati)")
     assert zone_name("America/Toronto", "ar", WINTER) == "توقيت تورونتو"
 
 
@@ -165,12 +166,12 @@ def test_a_calendar_says_the_time_then_the_join_link_only_for_a_seat():
     seated = Calendar.from_ical(calendar.build(labelled, "r1", ["day-1"], "ar", 2, "o@x.org", seated=True))
     [entry] = seated.walk("VEVENT")
     assert str(entry["DESCRIPTION"]).splitlines() == [
-        moment(labelled.sessions[0].starts_at, "Asia/Jerusalem", "ar", LABEL), "https://meet.example.org/diaspora"]
+        moment(labelled.sessions[0].starts_at, "Asia/Jerusalem", "ar", label=LABEL), "https://meet.example.org/diaspora"]
     assert entry["DTSTART"].dt == datetime(2026, 12, 18, 12, tzinfo=UTC)
     assert str(entry["UID"]) == "r1.day-1@event-registration" and entry["SEQUENCE"] == 2
     assert str(seated["METHOD"]) == "PUBLISH" and str(entry["ORGANIZER"]) == "mailto:o@x.org"
     waiting = description(calendar.build(labelled, "r1", ["day-1"], "ar", 2, "o@x.org", seated=False))
-    assert waiting == moment(labelled.sessions[0].starts_at, "Asia/Jerusalem", "ar", LABEL)
+    assert waiting == moment(labelled.sessions[0].starts_at, "Asia/Jerusalem", "ar", label=LABEL)
     assert "meet.example.org" not in waiting
 
 

@@ -12,9 +12,16 @@ const text = data.text;
 // it ("غرينتش+05:30"). Never the browser's "short" name ("غرينتش+2", "Israel Time").
 function zoneName(zone, when, name) {
   if (name) return name;
-  const part = new Intl.DateTimeFormat(data.lang, {timeZone: zone, timeZoneName: "longOffset"})
+  const part = new Intl.DateTimeFormat(locale(), {timeZone: zone, timeZoneName: "longOffset"})
     .formatToParts(when).find((p) => p.type === "timeZoneName");
   return part ? part.value : "";
+}
+
+// Dates as the reader's country writes them when it is known (ar-IQ: "كانون الأول"),
+// from the form, else from the browser (the server's data.country).
+function locale() {
+  const country = form.country.value || data.country;
+  return country ? `${data.lang}-${country}` : data.lang;
 }
 
 function chosenZone() {
@@ -23,10 +30,11 @@ function chosenZone() {
 }
 
 // dateStyle cannot be combined with timeZone in every browser: name the parts.
+// Urdu names the part of the day ("سہ پہر"), not a Latin "PM" (as shared/dates.py).
 function moment(when, zone, name) {
-  const local = new Intl.DateTimeFormat(data.lang, {
+  const local = new Intl.DateTimeFormat(locale(), {
     weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "numeric",
-    minute: "2-digit", timeZone: zone}).format(when);
+    minute: "2-digit", timeZone: zone, ...(data.lang === "ur" ? {dayPeriod: "short"} : {})}).format(when);
   const named = zoneName(zone, when, name);
   return named ? `${local} (${named})` : local;
 }
@@ -51,10 +59,38 @@ function offset(when, zone) {
     .formatToParts(when).find((p) => p.type === "timeZoneName").value;
 }
 
+// The browser's zone, which may be an older id of a listed one ("Asia/Calcutta").
 function preselectZone() {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const option = [...document.getElementById("timezone").options]
+    .find((o) => o.dataset.ids.split(" ").includes(zone));
+  if (option) option.selected = true;
+}
+
+// The search box narrows the list to the zones whose city, country or offset
+// holds every word typed, in any case, with or without accents or vowel marks.
+function fold(value) {
+  return value.normalize("NFD").replace(/\p{Mn}/gu, "").toLocaleLowerCase(data.lang);
+}
+
+function searchZones() {
+  const words = fold(document.getElementById("timezone-search").value).split(/\s+/).filter(Boolean);
   const select = document.getElementById("timezone");
-  if (zone && [...select.options].some((o) => o.value === zone)) select.value = zone;
+  let shown = 0;
+  let first = null;
+  for (const option of select.options) {
+    const match = words.every((word) => fold(option.dataset.search + " " + option.text).includes(word));
+    option.hidden = !match;
+    if (match) { shown += 1; first = first || option; }
+  }
+  for (const group of select.querySelectorAll("optgroup")) {
+    group.hidden = ![...group.children].some((option) => !option.hidden);
+  }
+  if (first && select.selectedOptions[0] && select.selectedOptions[0].hidden) {
+    first.selected = true;
+    formatTimes();
+  }
+  document.getElementById("timezone-found").textContent = words.length && !shown ? text.no_zone : "";
 }
 
 function clearErrors() {
@@ -142,7 +178,7 @@ function describe(registration, links) {
   if (status === "held") {
     const chosen = chosenZone();
     const deadline = chosen ? moment(new Date(registration.hold_expires_at), chosen.zone, chosen.name)
-      : new Intl.DateTimeFormat(data.lang, {dateStyle: "full", timeStyle: "short"})
+      : new Intl.DateTimeFormat(locale(), {dateStyle: "full", timeStyle: "short"})
         .format(new Date(registration.hold_expires_at));
     return showOutcome(text.held, text.held_detail.replace("{deadline}", deadline), links.manage);
   }
@@ -191,7 +227,7 @@ form.addEventListener("submit", async (event) => {
     if (response.status === 409) return report([{field: "email", message: text.already}]);
     if (response.status === 422 && answer.errors) return report(answer.errors.map(inPageLanguage));
     if (response.status === 429) return report([{field: "body", message: text.busy}]);
-    report([{field: "body", message: answer.detail || answer.title || text.busy}]);
+    report([{field: "body", message: text.busy}]);     // the API's own words are English
   } catch (error) {
     report([{field: "body", message: text.busy}]);
   } finally {
@@ -202,3 +238,6 @@ form.addEventListener("submit", async (event) => {
 preselectZone();
 formatTimes();
 document.getElementById("timezone").addEventListener("change", formatTimes);
+form.country.addEventListener("change", formatTimes);
+document.querySelector(".zone-search").hidden = false;
+document.getElementById("timezone-search").addEventListener("input", searchZones);
