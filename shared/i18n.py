@@ -75,12 +75,11 @@ def environment(templates: Path, locales: Path, language: str, **options) -> San
 def _gettext(catalog, language: str):
     @pass_eval_context
     def gettext(eval_ctx, message: str, **values):
+        html = eval_ctx.autoescape
+        values = {key: (isolate_html(value) if html else isolate(value, language))
+                  if isinstance(value, str) else value for key, value in values.items()}
         sentence = catalog.gettext(message)
-        if eval_ctx.autoescape:
-            return Markup(sentence) % {key: isolate_html(value) if isinstance(value, str) else value
-                                       for key, value in values.items()}
-        return Words(sentence % {key: isolate(value, language) if isinstance(value, str) else value
-                                 for key, value in values.items()})
+        return Markup(sentence) % values if html else Words(sentence % values)
     return gettext
 
 

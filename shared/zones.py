@@ -32,12 +32,13 @@ def zones_to_show(at: datetime, event_zone: str, attendee_zone: str | None,
     """The zones a moment is shown in, each with its label: the event's, then
     the attendee's when its clock reads differently at that moment."""
     zones = [(event_zone, label)]
-    if attendee_zone and _offset(at, attendee_zone) != _offset(at, event_zone):
+    if attendee_zone and offset(at, attendee_zone) != offset(at, event_zone):
         zones.append((attendee_zone, None))
     return zones
 
 
-def _offset(at: datetime, zone: str):
+def offset(at: datetime, zone: str):
+    """The zone's offset from UTC at ``at``."""
     return at.astimezone(ZoneInfo(zone)).utcoffset()
 
 

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from importlib.resources import files
-from zoneinfo import ZoneInfo
 
 import icu
 from babel import Locale
 
 from shared.countries import CountryNames
 from shared.i18n import sort_key
-from shared.zones import city, gmt, place_name, same_zone
+from shared.zones import city, gmt, offset, place_name, same_zone
 
 UTC = "Etc/UTC"
 
@@ -50,29 +49,25 @@ def zone_groups(language: str, at: datetime, countries: CountryNames) -> list[Zo
                      key=lambda group: collator(group[0]))
     utc = _zone(UTC, None, language, at, countries)
     return [ZoneGroup(None, [utc]), *(
-        ZoneGroup(label, sorted(zones, key=lambda z: (_offset(z.id, at), collator(z.label))))
+        ZoneGroup(label, sorted(zones, key=lambda z: (offset(at, z.id), collator(z.label))))
         for label, zones in ordered)]
 
 
 def chosen_zone(zone: str) -> str:
     """The option that stands for ``zone`` (the event's may be an older id)."""
-    listed = {listed for _, listed in _zone_table()} | {UTC}
-    return next((other for other in same_zone(zone) if other in listed), zone)
+    return next((other for other in same_zone(zone) if other in _listed()), zone)
 
 
 def _zone(zone: str, country: str | None, language: str, at: datetime,
           countries: CountryNames) -> Zone:
-    offset = gmt(zone, language, at)
+    at_offset = gmt(zone, language, at)
     country_name = countries.name(country, language) if country else ""
+    name = place_name(zone, language)
     # no city in this language (rare: a zone newer than CLDR): its country
-    place = city(zone, language) or place_name(zone, language) or country_name or offset
-    return Zone(id=zone, label=place if place == offset else f"{place} ({offset})",
-                name=place_name(zone, language), search=f"{place} {country_name} {offset}",
+    place = city(zone, language) or name or country_name or at_offset
+    return Zone(id=zone, label=place if place == at_offset else f"{place} ({at_offset})",
+                name=name, search=f"{place} {country_name} {at_offset}",
                 ids=" ".join(same_zone(zone)))
-
-
-def _offset(zone: str, at: datetime):
-    return at.astimezone(ZoneInfo(zone)).utcoffset()
 
 
 @cache
@@ -81,6 +76,11 @@ def _zone_table() -> tuple[tuple[str, str], ...]:
     table = files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
     rows = (line.split("\t") for line in table.splitlines() if line and not line.startswith("#"))
     return tuple((row[0], row[2]) for row in rows)
+
+
+@cache
+def _listed() -> frozenset[str]:
+    return frozenset(zone for _, zone in _zone_table()) | {UTC}
 
 
 @lru_cache(maxsize=512)

@@ -63,22 +63,22 @@ def of_event(session: Session, slug: str) -> dict[str, dict]:
     """registration id -> {"unsubscribed_at", "undeliverable"} for the
     attendees of an event who unsubscribed or whose address was refused
     (the others have nothing to say)."""
-    rows = session.execute(
-        select(attendees.c.registration_id, attendees.c.unsubscribed_at,
-               undeliverable.c.reason, undeliverable.c.refused_at)
-        .outerjoin(undeliverable, undeliverable.c.address_key == attendees.c.email_key)
-        .where(attendees.c.event_slug == slug,
-               (attendees.c.unsubscribed_at.is_not(None)) | (undeliverable.c.address_key.is_not(None))))
+    rows = session.execute(_reach().where(
+        attendees.c.event_slug == slug,
+        attendees.c.unsubscribed_at.is_not(None) | undeliverable.c.address_key.is_not(None)))
     return {row.registration_id: _status(row) for row in rows}
 
 
 def of_registration(session: Session, registration_id: str) -> dict:
-    row = session.execute(
-        select(attendees.c.registration_id, attendees.c.unsubscribed_at,
-               undeliverable.c.reason, undeliverable.c.refused_at)
-        .outerjoin(undeliverable, undeliverable.c.address_key == attendees.c.email_key)
-        .where(attendees.c.registration_id == registration_id)).first()
+    row = session.execute(_reach().where(attendees.c.registration_id == registration_id)).first()
     return _status(row) if row is not None else {"unsubscribed_at": None, "undeliverable": None}
+
+
+def _reach():
+    """Each attendee with when they unsubscribed and why their address was refused."""
+    return (select(attendees.c.registration_id, attendees.c.unsubscribed_at,
+                   undeliverable.c.reason, undeliverable.c.refused_at)
+            .outerjoin(undeliverable, undeliverable.c.address_key == attendees.c.email_key))
 
 
 def _status(row) -> dict:
