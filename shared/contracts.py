@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.clock import utcnow
 from shared.schemas import EventSpec
@@ -24,6 +24,8 @@ EVENT_PUBLISHED = "event.published"                    # registration -> capacit
 REGISTRATION_REQUESTED = "registration.requested"      # registration -> capacity
 REGISTRATION_CANCELLED = "registration.cancelled"      # registration -> capacity
 REGISTRATION_CONFIRMED = "registration.confirmed"      # registration -> capacity (hold confirmed)
+SESSION_REQUESTED = "registration.session_requested"   # registration -> capacity (an attendee adds one)
+REGISTRATION_UNFOLLOWED = "registration.unfollowed"    # registration -> capacity (no more added sessions)
 REGISTRATION_STATUS_CHANGED = "registration.status_changed"  # registration -> notification
 SEAT_DECIDED = "seat.decided"                          # capacity -> registration
 
@@ -40,38 +42,44 @@ class Contract(BaseModel):
 class EventPublished(Contract):
     """v2: the event may carry ``timezone_label`` (optional). Every v2 event
     has the key, even as null, which a v1 reader's closed EventSpec refuses:
-    the version says so loudly. v1 events read as having no label."""
+    the version says so loudly. v1 events read as having no label.
+    v3: each session says whether it is ``cancelled``."""
     TYPE: ClassVar[str] = EVENT_PUBLISHED
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     READS_BACK_TO: ClassVar[int | None] = 1
     event: EventSpec
     revision: int
 
 
 class SeatRules(BaseModel):
-    """What capacity needs of an event: its pools and waiting-list rules."""
+    """What capacity needs of an event: its pools and waiting-list rules.
+    A cancelled session seats nobody."""
     model_config = ConfigDict(extra="forbid", frozen=True)
     capacity: int | None
     waitlist: bool
     confirmation_window: str | None
     categories: dict[str, int | None]
     sessions: dict[str, int | None]
+    cancelled_sessions: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, event: EventSpec) -> SeatRules:
         return cls(capacity=event.capacity, waitlist=event.waitlist,
                    confirmation_window=event.confirmation_window,
                    categories={c.slug: c.capacity for c in event.categories},
-                   sessions={s.slug: s.capacity for s in event.sessions})
+                   sessions={s.slug: s.capacity for s in event.sessions},
+                   cancelled_sessions=[s.slug for s in event.sessions if s.cancelled])
 
 
 class RegistrationRequested(Contract):
     """v2 carries the event's seat rules as the registration saw them, so
     that capacity can decide at once even when the event's own message (on
     another queue) has not arrived yet: a request is never deferred and
-    overtaken by a later one. v1 requests wait for that message."""
+    overtaken by a later one. v1 requests wait for that message.
+    v3: ``follows`` (registered without choosing sessions: each session
+    added later is theirs too), and seat rules that name cancelled sessions."""
     TYPE: ClassVar[str] = REGISTRATION_REQUESTED
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     READS_BACK_TO: ClassVar[int | None] = 1
     registration_id: str
     event_slug: str
@@ -80,6 +88,7 @@ class RegistrationRequested(Contract):
     requested_at: datetime
     event_revision: int | None = None
     seat_rules: SeatRules | None = None
+    follows: bool = False
 
     @model_validator(mode="after")
     def _rules_come_with_their_revision(self):
@@ -100,9 +109,47 @@ class RegistrationConfirmed(Contract):
     event_slug: str
 
 
+class SessionRequested(Contract):
+    """An attendee with a seat asks for a session they did not choose."""
+    TYPE: ClassVar[str] = SESSION_REQUESTED
+    registration_id: str
+    event_slug: str
+    session: str
+
+
+class RegistrationUnfollowed(Contract):
+    """The attendee stopped following: sessions added later are not theirs."""
+    TYPE: ClassVar[str] = REGISTRATION_UNFOLLOWED
+    registration_id: str
+    event_slug: str
+
+
+SessionVerdict = Literal["seated", "waitlisted", "refused", "cancelled"]
+SessionReason = Literal["added", "asked", "freed", "cancelled"]
+
+
+class SessionOutcome(BaseModel):
+    """What became of one session of a registration whose status stays:
+    a seat in it, its waiting list (``position``), refused (full, no
+    waiting list), or cancelled by the organisers. ``reason``: the session
+    was just added to the event, the attendee asked for it, or a seat in it
+    came free."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    session: str
+    outcome: SessionVerdict
+    reason: SessionReason
+    position: int | None = None
+
+
 class SeatDecided(Contract):
-    """Capacity's word on one registration; ``decision_seq`` orders the words."""
+    """Capacity's word on one registration; ``decision_seq`` orders the words.
+    v2: each word may carry the whole of the registration's sessions
+    (``sessions``: held, or asked for while waiting; ``sessions_waiting``:
+    each in its own line), and ``session_change`` when the word is about one
+    session and the status stays."""
     TYPE: ClassVar[str] = SEAT_DECIDED
+    VERSION: ClassVar[int] = 2
+    READS_BACK_TO: ClassVar[int | None] = 1
     registration_id: str
     event_slug: str
     outcome: Status
@@ -111,6 +158,9 @@ class SeatDecided(Contract):
     waitlist_position: int | None = None
     hold_expires_at: datetime | None = None
     reason: str | None = None
+    sessions: list[str] | None = None
+    sessions_waiting: list[str] | None = None
+    session_change: SessionOutcome | None = None
 
     @field_validator("outcome")
     @classmethod
@@ -121,6 +171,10 @@ class SeatDecided(Contract):
 
 
 class Attendee(BaseModel):
+    """``sessions``: held (or asked for while waiting); ``sessions_waiting``:
+    later sessions they wait for one by one; ``sessions_cancelled``: theirs
+    until the organisers cancelled them (calendars show them cancelled);
+    ``follows``: sessions added later become theirs."""
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     email: str
@@ -129,13 +183,20 @@ class Attendee(BaseModel):
     country: str | None
     category: str | None
     sessions: list[str]
+    sessions_waiting: list[str] = Field(default_factory=list)
+    sessions_cancelled: list[str] = Field(default_factory=list)
+    follows: bool = False
 
 
 class RegistrationStatusChanged(Contract):
     """Carries everything a message to the attendee needs, so notification
     never has to ask registration for it. ``status_seq`` numbers the changes of
-    one registration: (registration_id, status_seq) is the cause of a message."""
+    one registration: (registration_id, status_seq) is the cause of a message.
+    v2: the attendee's sessions in full, and ``session_change`` when the
+    change is about one session (the status then stays)."""
     TYPE: ClassVar[str] = REGISTRATION_STATUS_CHANGED
+    VERSION: ClassVar[int] = 2
+    READS_BACK_TO: ClassVar[int | None] = 1
     registration_id: str
     event_slug: str
     status: Status
@@ -146,6 +207,7 @@ class RegistrationStatusChanged(Contract):
     waitlist_position: int | None = None
     hold_expires_at: datetime | None = None
     links: dict[str, str]
+    session_change: SessionOutcome | None = None
 
 
 class UnknownContract(Exception):

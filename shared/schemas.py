@@ -135,6 +135,9 @@ class SessionSpec(Strict):
     starts_at: datetime
     ends_at: datetime
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    # Cancelled by the organisers: it stays listed (calendars show it
+    # cancelled), seats nobody and is never open again.
+    cancelled: bool = False
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -206,6 +209,11 @@ class EventSpec(Strict):
     @property
     def default_language(self) -> str:
         return self.languages[0]
+
+    @property
+    def open_sessions(self) -> list[str]:
+        """The sessions not cancelled, in the event's order."""
+        return [s.slug for s in self.sessions if not s.cancelled]
 
 
 class RegistrationRequest(Strict):

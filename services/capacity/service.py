@@ -9,10 +9,14 @@ from shared.contracts import (
     REGISTRATION_CANCELLED,
     REGISTRATION_CONFIRMED,
     REGISTRATION_REQUESTED,
+    REGISTRATION_UNFOLLOWED,
+    SESSION_REQUESTED,
     EventPublished,
     RegistrationCancelled,
     RegistrationConfirmed,
     RegistrationRequested,
+    RegistrationUnfollowed,
+    SessionRequested,
 )
 from shared.db import Database, in_transaction, ping, transaction
 from shared.errors import DomainError
@@ -24,7 +28,7 @@ from shared.metrics import SEATS_CAPACITY, SEATS_USED, WAITLIST_LENGTH, Entrypoi
 from shared.outbox import OutboxRelay
 from shared.statuses import Status
 
-from . import seats
+from . import programme, seats
 from .models import inbox, outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -61,6 +65,16 @@ class CapacityService:
     def on_registration_confirmed(self, body):
         self._once(body, RegistrationConfirmed, "on_registration_confirmed",
                    lambda s, m: seats.confirm_hold(s, self.outbox, m))
+
+    @event_handler("registration", SESSION_REQUESTED)
+    def on_session_requested(self, body):
+        self._once(body, SessionRequested, "on_session_requested",
+                   lambda s, m: programme.request_session(s, self.outbox, m))
+
+    @event_handler("registration", REGISTRATION_UNFOLLOWED)
+    def on_registration_unfollowed(self, body):
+        self._once(body, RegistrationUnfollowed, "on_registration_unfollowed",
+                   lambda s, m: programme.unfollow(s, m))
 
     @every(1)
     def expire_holds(self):

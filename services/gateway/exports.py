@@ -6,8 +6,8 @@ import io
 from collections.abc import Callable
 
 COLUMNS = ("id", "status", "name", "email", "language", "timezone", "country", "country_name",
-           "category",
-           "sessions", "waitlist_position", "hold_expires_at", "created_at", "updated_at",
+           "category", "sessions", "follows", "sessions_waiting", "sessions_cancelled",
+           "waitlist_position", "hold_expires_at", "created_at", "updated_at",
            "unsubscribed_at", "undeliverable")
 
 

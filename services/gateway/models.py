@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
-from shared.schemas import EventSpec
+from shared.schemas import EventSpec, Slug, Strict
 from shared.statuses import ALL, Status
 
 # The services send times as ISO 8601 text; the gateway passes them on unchanged.
@@ -72,6 +72,13 @@ class Registration(Answer):
     country: str | None
     category: str | None
     sessions: list[str]
+    # Sessions added after the attendee chose, each waited for in its own line;
+    # sessions theirs until the organisers cancelled them; whether sessions
+    # added later become theirs (registered without choosing). Defaults: a
+    # registration service older than series says none of these.
+    sessions_waiting: list[str] = []
+    sessions_cancelled: list[str] = []
+    follows: bool = False
     answers: dict[str, str | bool]
     created_at: Timestamp
     updated_at: Timestamp
@@ -79,6 +86,11 @@ class Registration(Answer):
     # that service does not answer.
     unsubscribed_at: Timestamp | None = None
     undeliverable: Undeliverable | None = None
+
+
+class SessionChoice(Strict):
+    """A session of the event to add to a registration that holds a seat."""
+    session: Slug
 
 
 class Pool(Answer):
@@ -135,8 +147,11 @@ class MailCounts(Answer):
 
 
 Counts = _with_counts("Counts", "Registrations by status.", (int, ...), {})
+# ``session_cancelled``, not ``cancelled``: that name counts cancelled registrations.
 PoolCounts = _with_counts("PoolCounts", "A category's or session's pool and counts; a status "
-                          "nobody is in is left out.", (int, 0), {"seats": (Pool | None, None)})
+                          "nobody is in is left out. A session says whether the organisers "
+                          "cancelled it.", (int, 0), {"seats": (Pool | None, None)},
+                          {"session_cancelled": (bool | None, None)})
 CountryCounts = _with_counts("CountryCounts", "A country's name (COUNTRY_NAMES, else CLDR's, in "
                              "the event's default language) and its registrations by status.",
                              (int, ...), {"name": (str, ...)})

@@ -16,7 +16,7 @@ from shared.countries import CountryNames
 from shared.dates import in_zones, moment, reader_locale
 from shared.i18n import environment, localized, translations
 from shared.languages import SUPPORTED_LANGUAGES
-from shared.statuses import ACTIVE, Status
+from shared.statuses import ACTIVE, SEATED, Status
 from shared.zones import place_name
 
 from . import choices
@@ -119,9 +119,11 @@ def register(request: Request, event: dict, countries: CountryNames) -> Response
                                                             language, default)}
                     for c in event["categories"]],
         sessions=[{"slug": s["slug"], "title": localized(s["title"], language, default),
-                   "starts_at": s["starts_at"],
+                   "starts_at": s["starts_at"], "cancelled": s.get("cancelled", False),
                    "starts": moment(when, zone, language, country, label)}
                   for s, when in zip(event["sessions"], starts, strict=True)],
+        # following means every open session, so it needs one to offer
+        can_follow=any(not s.get("cancelled") for s in event["sessions"]),
         questions=[{**q, "label": localized(q["label"], language, default)} for q in event["questions"]],
         zones=choices.zone_groups(language, min(starts).replace(second=0, microsecond=0), countries),
         countries=countries.listing(language),
@@ -138,30 +140,72 @@ def manage_text(language: str) -> dict:
         "cancelled": _("This registration is cancelled."),
         "conflict": _("This can no longer be done: your registration has changed. The page will show it now."),
         "busy": _("Something went wrong. Please try again in a moment."),
+        "session_asked": _("Request received: this page will show your seat or your place on the "
+                           "waiting list in a moment."),
+        "session_gone": _("This session can no longer be added."),
+        "unfollowed": _("You no longer follow this series."),
     }
 
 
-def manage(registration: dict, event: dict, token: str) -> Response:
+def manage(registration: dict, event: dict, token: str, add: str | None = None) -> Response:
+    """The attendee's page; ``add``: the session a message offered them
+    (?add=), shown first when it can be added."""
     language, country = registration["language"], registration.get("country")
     hold_ends = registration["hold_expires_at"]
-    deadline = hold_ends and " · ".join(in_zones(
-        datetime.fromisoformat(hold_ends), event["timezone"], registration["timezone"], language,
-        country, event.get("timezone_label"), width="long"))
+    deadline = hold_ends and _when(hold_ends, registration, event)
     position = registration.get("waitlist_position")
     body = _render(
         "manage.html.j2", language, registration=registration, Status=Status, ACTIVE=ACTIVE,
         deadline=deadline, title=localized(event["title"], language, event["languages"][0]),
         position=position and format_decimal(position, locale=reader_locale(language, country)),
+        programme=programme(registration, event, add),
         page_data={"id": registration["id"], "token": token, "text": manage_text(language)})
     return html(body)
 
 
+def _when(moment_text: str, registration: dict, event: dict) -> str:
+    """A moment in the event's zone and in the attendee's, in their words."""
+    return " · ".join(in_zones(
+        datetime.fromisoformat(moment_text), event["timezone"], registration["timezone"],
+        registration["language"], registration.get("country"), event.get("timezone_label"),
+        width="long"))
+
+
+def programme(registration: dict, event: dict, add: str | None) -> list[dict]:
+    """Each session of the event with what it is for this attendee:
+    ``seat``, ``waiting``, ``cancelled``, ``addable`` (open, and they hold a
+    seat in the event) or None; ``wanted``: the addable one ?add= named."""
+    language, default = registration["language"], event["languages"][0]
+    rows = []
+    for session in event["sessions"]:
+        state = session_state(registration, session)
+        rows.append({"slug": session["slug"], "starts_at": session["starts_at"],
+                     "title": localized(session["title"], language, default),
+                     "when": _when(session["starts_at"], registration, event), "state": state,
+                     "wanted": state == "addable" and session["slug"] == add})
+    return rows
+
+
+def session_state(registration: dict, session: dict) -> str | None:
+    slug, status = session["slug"], registration["status"]
+    if session.get("cancelled"):
+        return "cancelled"
+    chosen = slug in registration["sessions"]
+    if chosen and status in SEATED:
+        return "seat"
+    # a later session is waited for in its own line; a chosen one with the registration
+    if slug in registration.get("sessions_waiting", ()) or (chosen and status == Status.WAITLISTED):
+        return "waiting"
+    return "addable" if status in SEATED else None
+
+
 def unsubscribe(registration: dict, event: dict, token: str, done: bool) -> Response:
     """The page of a bulk message's unsubscribe link: one button (a form,
-    no script), then what it did; in the attendee's language."""
+    no script), then what it did; in the attendee's language. It stops
+    their following too (said before where they follow, and after)."""
     language = registration["language"]
     body = _render("unsubscribe.html.j2", language, registration_id=registration["id"],
-                   token=token, done=done,
+                   token=token, done=done, follows=registration.get("follows", False),
                    title=localized(event["title"], language, event["languages"][0]))
     return html(body)
 

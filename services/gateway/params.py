@@ -93,6 +93,8 @@ STATUS = Choice(name="status", choices=tuple(s.value for s in ALL),
                 description="only registrations in this status")
 FORMAT = Choice(name="format", choices=("json", "csv"), default="json", description="json or csv")
 LANG = Param(name="lang", description="the page's language, if the event offers it")
+ADD = Param(name="add", description="a session's slug: the manage page shows it first, ready "
+                                    "to add (the link of a message about a new session)")
 LANGUAGE = Choice(name="language", choices=SUPPORTED_LANGUAGES, required=True,
                   description="one of the event's languages")
 # Read by the route itself (routing.py: attendee routes).

@@ -28,10 +28,11 @@ from .models import (
     Ready,
     Registration,
     RegistrationAccepted,
+    SessionChoice,
     Stats,
     Webhook,
 )
-from .params import FORMAT, IDEMPOTENCY_KEY, LANG, LANGUAGE, STATUS, WAIT
+from .params import ADD, FORMAT, IDEMPOTENCY_KEY, LANG, LANGUAGE, STATUS, WAIT
 from .routing import ATTENDEE, ORGANISER, UNSUBSCRIBER, route
 
 PATCH_MEDIA = ("application/json", "application/merge-patch+json")
@@ -90,11 +91,12 @@ class GatewayService:
            summary="Seats and counts per status, category, session, language and country",
            answers={200: Stats})
     def stats(self, request, slug):
-        language = call(self.registration.get_event, slug)["languages"][0]
+        event = call(self.registration.get_event, slug)
+        country_name = partial(self.settings.country_names.name, language=event["languages"][0])
         return answer(Stats, views.stats(slug, call(self.registration.stats, slug),
                                          call(self.capacity.event_seats, slug),
                                          call(self.notification.reach_of_event, slug),
-                                         partial(self.settings.country_names.name, language=language)))
+                                         country_name, event["sessions"]))
 
     @route("GET", EVENT + "/registrations", caller=ORGANISER,
            summary="List the registrations (JSON or CSV)", params=(FORMAT, STATUS),
@@ -197,6 +199,22 @@ class GatewayService:
     def cancel(self, request, registration_id):
         return answer(Registration, call(self.registration.cancel, registration_id))
 
+    @route("POST", REGISTRATION + "/sessions", caller=ATTENDEE, rate_limited=True,
+           summary="Ask for a session of the event (one added after registering) for a "
+                   "registration with a seat; a moment later the registration holds it or "
+                   "waits for it (neither: it was full, with no waiting list)",
+           body=SessionChoice, answers={202: Registration}, errors=(409,))
+    def add_session(self, request, registration_id):
+        choice = validate(SessionChoice, read_json(request))
+        return answer(Registration,
+                      call(self.registration.add_session, registration_id, choice.session), 202)
+
+    @route("POST", REGISTRATION + "/unfollow", caller=ATTENDEE, rate_limited=True,
+           summary="Stop following the event: sessions added later are not added to this "
+                   "registration", answers={200: Registration})
+    def unfollow(self, request, registration_id):
+        return answer(Registration, call(self.registration.unfollow, registration_id))
+
     @route("GET", REGISTRATION + "/calendar.ics", caller=ATTENDEE,
            summary="The registration's sessions as iCalendar", answers={200: "text/calendar"})
     def calendar(self, request, registration_id):
@@ -211,12 +229,14 @@ class GatewayService:
                               self.settings.country_names)
 
     @route("GET", "/registrations/<id:registration_id>", caller=ATTENDEE, page=True,
-           summary="The page an emailed link opens: the status, and buttons to confirm a "
-                   "held seat or cancel", answers={200: "text/html"})
+           summary="The page an emailed link opens: the status, the programme, and buttons to "
+                   "confirm a held seat, add a session, stop following or cancel; ?add= names "
+                   "the session a message offered", params=(ADD,), answers={200: "text/html"})
     def manage_page(self, request, registration_id):
         registration = call(self.registration.get_registration, registration_id)
         event = call(self.registration.get_event, registration["event"])
-        return pages.manage(registration, event, request.args["token"])
+        return pages.manage(registration, event, request.args["token"],
+                            request.args.get(ADD.name))
 
     @route("GET", UNSUBSCRIBE, caller=UNSUBSCRIBER, page=True,
            summary="The page a bulk message's unsubscribe link opens: one button",
@@ -228,14 +248,16 @@ class GatewayService:
 
     @route("POST", UNSUBSCRIBE, caller=UNSUBSCRIBER, page=True,
            summary="One-click unsubscribe (RFC 8058) from the event's announcements and "
-                   "reminders; the body is List-Unsubscribe=One-Click",
+                   "reminders, and from sessions added later; the body is "
+                   "List-Unsubscribe=One-Click",
            answers={200: "text/html"}, errors=(400,))
     def unsubscribe(self, request, registration_id):
         # No rate limit: mailbox providers post these for many users from few addresses.
         if request.form.get("List-Unsubscribe") != "One-Click":
             raise Problem(400, "Bad request", "the body must be List-Unsubscribe=One-Click")
         call(self.notification.unsubscribe, registration_id)
-        registration = call(self.registration.get_registration, registration_id)
+        # Who wants no more mail of a series wants no more of its sessions either.
+        registration = call(self.registration.unfollow, registration_id)
         event = call(self.registration.get_event, registration["event"])
         return pages.unsubscribe(registration, event, request.args["token"], done=True)
 

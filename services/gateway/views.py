@@ -44,11 +44,12 @@ NO_NEWS = {"unsubscribed_at": None, "undeliverable": None}
 
 
 def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[str, dict],
-          country_name: Callable[[str], str]) -> dict:
+          country_name: Callable[[str], str], sessions: list[dict]) -> dict:
     """``registration.stats`` (counts by status, overall and per category,
     session, language and country) with ``capacity.event_seats`` (each
     pool's seats), ``notification.reach_of_event`` (who unsubscribed, who
-    cannot be reached) and each country's name (shared.countries)."""
+    cannot be reached), each country's name (shared.countries) and the
+    event's ``sessions`` (which of them the organisers cancelled)."""
     pools = event_seats["pools"]
     event_pool = pools.get("event", {})
     return {
@@ -57,7 +58,8 @@ def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[st
                   "left": event_pool.get("left")},
         **registration_stats["registrations"],
         "per_category": _with_pools(registration_stats["per_category"], pools, "category"),
-        "per_session": _with_pools(registration_stats["per_session"], pools, "session"),
+        "per_session": _with_cancelled(
+            _with_pools(registration_stats["per_session"], pools, "session"), sessions),
         "per_language": registration_stats["per_language"],
         # a registration service older than per_country counts none
         "per_country": {code: {"name": country_name(code), **counts}
@@ -77,6 +79,15 @@ def _with_pools(counts: dict, pools: dict, kind: str) -> dict:
     for slug, by_status in counts.items():
         merged.setdefault(slug, {}).update(by_status)
     return merged
+
+
+def _with_cancelled(per_session: dict, sessions: list[dict]) -> dict:
+    """Every session of the event, each saying whether it was cancelled
+    (one nobody chose yet is listed too: organisers see the whole programme)."""
+    for session in sessions:
+        per_session.setdefault(session["slug"], {})["session_cancelled"] = session.get(
+            "cancelled", False)
+    return per_session
 
 
 def wait_while_pending(fetch, seconds: float, sleep, clock=time.monotonic) -> dict:

@@ -14,7 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from shared.bidi import lines_from_right
 from shared.clock import utcnow
-from shared.contracts import Attendee, RegistrationStatusChanged
+from shared.contracts import Attendee, RegistrationStatusChanged, SessionOutcome
 from shared.dates import in_zones
 from shared.errors import Invalid, NotFound
 from shared.i18n import environment, localized
@@ -40,7 +40,15 @@ KIND_FOR_STATUS = {
 }
 
 
+# Changes to a registration that bring its attendee no news: they made them.
+QUIET_CAUSES = frozenset({"unfollowed"})
+
+
 def kind_for(change: RegistrationStatusChanged) -> str | None:
+    if change.session_change is not None:
+        return "session_cancelled" if change.session_change.outcome == "cancelled" else "session_added"
+    if change.cause in QUIET_CAUSES:
+        return None
     return (KIND_FOR_STATUS.get((change.status, change.cause))
             or KIND_FOR_STATUS.get((change.status, None)))
 
@@ -110,12 +118,16 @@ def _context(event: EventSpec, change: RegistrationStatusChanged, sessions: list
     }
 
 
-def _invite(event, revision, change, organiser, language) -> dict:
-    ics = calendar.build(event, change.registration_id, change.attendee.sessions, language,
-                         revision, organiser, seated=True, method="REQUEST",
-                         attendee=(change.attendee.name, change.attendee.email),
-                         country=change.attendee.country)
-    return {"filename": "invite.ics", "mimetype": "text/calendar", "method": "REQUEST",
+def _invite(event, revision, change, organiser, language, method: str = "REQUEST") -> dict:
+    """The attendee's sessions as an invitation (REQUEST); CANCEL names only
+    those the organisers cancelled (RFC 5546), for the message that says so."""
+    attendee = change.attendee
+    ics = calendar.build(event, change.registration_id,
+                         attendee.sessions if method == "REQUEST" else [], language,
+                         revision, organiser, seated=True, method=method,
+                         attendee=(attendee.name, attendee.email), country=attendee.country,
+                         cancelled=attendee.sessions_cancelled)
+    return {"filename": "invite.ics", "mimetype": "text/calendar", "method": method,
             "content": ics.decode()}
 
 
@@ -124,6 +136,8 @@ def compose_status(event: EventSpec, revision: int, change: RegistrationStatusCh
     kind = kind_for(change)
     if kind is None:
         return None
+    if change.session_change is not None:
+        return kind, compose_session_change(event, revision, change, organiser)
     language, context = _context(event, change)
     draft = render(kind, language, context)
     if change.status == Status.CONFIRMED:
@@ -147,6 +161,53 @@ def compose_moved(event: EventSpec, revision: int, change: RegistrationStatusCha
     return draft
 
 
+def compose_session_change(event: EventSpec, revision: int, change: RegistrationStatusChanged,
+                           organiser: str) -> Draft:
+    """News of one session: a seat in it, its waiting list or no room
+    (session_added), or its cancellation (session_cancelled), with the
+    calendar brought up to date."""
+    news = change.session_change
+    assert news is not None
+    if news.outcome == "cancelled":
+        in_calendar = news.session in change.attendee.sessions_cancelled
+        language, context = _session_context(
+            event, change, news.session, outcome=news.outcome, reason=news.reason,
+            held_it=in_calendar and change.status in SEATED, last=not change.attendee.sessions)
+        draft = render("session_cancelled", language, context)
+        if in_calendar:
+            draft.attachments.append(_invite(event, revision, change, organiser, language, "CANCEL"))
+        return draft
+    language, context = _session_context(event, change, news.session, outcome=news.outcome,
+                                         reason=news.reason, position=news.position)
+    draft = render("session_added", language, context)
+    if news.outcome == "seated":
+        draft.attachments.append(_invite(event, revision, change, organiser, language))
+    return draft
+
+
+def compose_offer(event: EventSpec, change: RegistrationStatusChanged, session_slug: str) -> Draft:
+    """A new session, told to an attendee who chose theirs: the link of
+    their page that adds it. Like an announcement, it names its way out."""
+    language, context = _session_context(
+        event, change, session_slug, outcome="offered", reason="added",
+        add_url=f"{change.links['manage']}&add={session_slug}",
+        unsubscribe_url=change.links.get("unsubscribe"))
+    return render("session_added", language, context)
+
+
+def _session_context(event: EventSpec, change: RegistrationStatusChanged, session_slug: str,
+                     **news) -> tuple[str, dict]:
+    language, context = _context(event, change, [session_slug])
+    [session] = [s for s in event.sessions if s.slug == session_slug]
+    context.update(session_title=localized(session.title, language, event.default_language),
+                   follows=change.attendee.follows, position=None, add_url=None, held_it=False,
+                   last=False)
+    context.update(news)
+    if news["outcome"] != "seated":
+        context["join_url"] = None       # the link is for those with a seat in it
+    return language, context
+
+
 def compose_announcement(event: EventSpec, change: RegistrationStatusChanged, subject: dict,
                          body: dict) -> Draft:
     """The organiser's words, in the attendee's language when given, else the
@@ -161,7 +222,8 @@ def compose_announcement(event: EventSpec, change: RegistrationStatusChanged, su
 
 # -- previews: every kind, as an attendee of the event would read it ----------------------
 KINDS = ("received", "seat_confirmed", "hold", "waitlisted", "promoted", "hold_expired",
-         "cancelled", "rejected", "reminder", "session_moved", "announcement")
+         "cancelled", "rejected", "reminder", "session_moved", "announcement", "session_added",
+         "session_cancelled")
 # kind -> (status, cause) of a change that sends it; the first listed wins
 _SAMPLE_STATUS = {kind: status_cause for status_cause, kind in reversed(KIND_FOR_STATUS.items())}
 SAMPLE_ID = "0" * 32
@@ -181,7 +243,10 @@ def preview(event: EventSpec, revision: int, kind: str, language: str, base_url:
     status, cause = _SAMPLE_STATUS.get(kind, (Status.CONFIRMED, None))
     change = _sample_change(event, status, cause or "decision", language, base_url)
     first = event.sessions[0].slug
-    if kind == "reminder":
+    if kind in ("session_added", "session_cancelled"):
+        draft = compose_session_change(event, revision, _sample_session_change(change, kind),
+                                       organiser)
+    elif kind == "reminder":
         draft = compose_reminder(event, change, first)
     elif kind == "session_moved":
         draft = compose_moved(event, revision, change, first, organiser)
@@ -191,6 +256,20 @@ def preview(event: EventSpec, revision: int, kind: str, language: str, base_url:
     else:
         draft = render(kind, *_context(event, change))
     return {"subject": draft.subject, "text": draft.text, "html": draft.html}
+
+
+def _sample_session_change(change: RegistrationStatusChanged, kind: str) -> RegistrationStatusChanged:
+    """The sample attendee follows the series: the last session was just
+    added and is theirs, or the first was cancelled from under them."""
+    sessions = change.attendee.sessions
+    if kind == "session_added":
+        news = SessionOutcome(session=sessions[-1], outcome="seated", reason="added")
+        attendee = change.attendee.model_copy(update={"follows": True})
+    else:
+        news = SessionOutcome(session=sessions[0], outcome="cancelled", reason="cancelled")
+        attendee = change.attendee.model_copy(update={"follows": True, "sessions": sessions[1:],
+                                                      "sessions_cancelled": sessions[:1]})
+    return change.model_copy(update={"attendee": attendee, "session_change": news})
 
 
 def _sample_change(event: EventSpec, status: Status, cause: str, language: str,

@@ -99,20 +99,34 @@ def event_published(session: Session, event: EventSpec, revision: int, organiser
 def event_changed(session: Session, before: EventSpec | None, after: EventSpec, revision: int,
                   organiser: str) -> bool:
     """A moved session: tell its seated attendees (with an updated calendar
-    entry) and move their reminders. Changed reminder offsets: reschedule."""
+    entry) and move their reminders. A new session: tell those with a seat
+    who chose their sessions how to add it (followers hear from capacity,
+    through their registration, whether it is theirs). Changed reminder
+    offsets or a cancelled session: reschedule at once."""
     if before is None:
         return False
     moved = schedule.moved_sessions(before, after)
-    if not moved and before.reminders == after.reminders:
+    added = schedule.added_sessions(before, after)
+    if (not moved and not added and before.reminders == after.reminders
+            and not schedule.cancelled_sessions(before, after)):
         return False
     rows, everyone = [], snapshots(session, after.slug)
+    unsubscribed = recipients.unsubscribed(session, [change.registration_id for change in everyone])
     for change in everyone:
-        if change.status in SEATED:
-            for slug in moved:
-                if slug in change.attendee.sessions:
-                    draft = messages.compose_moved(after, revision, change, slug, organiser)
-                    rows.append(_delivery(after, change, f"moved:{change.registration_id}:{slug}:{revision}",
-                                          "session_moved", draft, current_correlation_id()))
+        if change.status not in SEATED:
+            continue
+        for slug in moved:
+            if slug in change.attendee.sessions:
+                draft = messages.compose_moved(after, revision, change, slug, organiser)
+                rows.append(_delivery(after, change, f"moved:{change.registration_id}:{slug}:{revision}",
+                                      "session_moved", draft, current_correlation_id()))
+        if change.attendee.follows or change.registration_id in unsubscribed:
+            continue
+        for slug in added:
+            if slug not in change.attendee.sessions and slug not in change.attendee.sessions_waiting:
+                draft = messages.compose_offer(after, change, slug)
+                rows.append(_delivery(after, change, f"offered:{change.registration_id}:{slug}",
+                                      "session_added", draft, current_correlation_id(), bulk=True))
     _reconcile_reminders(session, everyone, lambda change: after)
     return deliveries.enqueue_many(session, rows) > 0
 
@@ -207,18 +221,20 @@ def calendar_for(session: Session, registration_id: str, organiser: str) -> str:
     return calendar.build(event, registration_id, change.attendee.sessions,
                           messages.language_for(event, change.attendee.language), revision,
                           organiser, seated=row.status == Status.CONFIRMED,
-                          country=change.attendee.country).decode()
+                          country=change.attendee.country,
+                          cancelled=change.attendee.sessions_cancelled).decode()
 
 
 def _parse(document) -> RegistrationStatusChanged:
     return parse(RegistrationStatusChanged, document)
 
 
-def _delivery(event, change, cause, kind, draft, correlation_id) -> dict:
-    """The delivery-log row of one email to the attendee."""
+def _delivery(event, change, cause, kind, draft, correlation_id, bulk: bool | None = None) -> dict:
+    """The delivery-log row of one email to the attendee; ``bulk``: mail
+    sent to many (by default, the bulk kinds), with the list's headers."""
     content = {**draft.as_dict(), "recipient_name": change.attendee.name,
                "correlation_id": correlation_id}
-    if kind in recipients.BULK_KINDS:
+    if kind in recipients.BULK_KINDS if bulk is None else bulk:
         # one list per event, and its one-click way out (mailer.Mailer._as_bulk)
         content.update(list_label=event.slug, unsubscribe_url=change.links.get("unsubscribe"),
                        list_name=localized(event.title, event.default_language, event.default_language))

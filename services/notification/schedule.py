@@ -30,7 +30,7 @@ def desired(event: EventSpec, registration_id: str, status: str | None, sessions
     wanted = {}
     if status == Status.CONFIRMED:
         for session in event.sessions:
-            if session.slug not in sessions:
+            if session.slug not in sessions or session.cancelled:
                 continue
             for offset in event.reminders:
                 due = session.starts_at - parse_duration(offset)
@@ -111,5 +111,16 @@ def pending_count(session: Session, now: datetime) -> tuple[int, int]:
 def moved_sessions(before: EventSpec, after: EventSpec) -> list[str]:
     old = {s.slug: (s.starts_at, s.ends_at) for s in before.sessions}
     return [s.slug for s in after.sessions
-            if s.slug in old and old[s.slug] != (s.starts_at, s.ends_at)]
+            if s.slug in old and old[s.slug] != (s.starts_at, s.ends_at) and not s.cancelled]
+
+
+def added_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    """Open sessions the newer revision has and the older had not."""
+    old = {s.slug for s in before.sessions}
+    return [slug for slug in after.open_sessions if slug not in old]
+
+
+def cancelled_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    return [slug for slug in before.open_sessions if slug not in after.open_sessions
+            and slug in {s.slug for s in after.sessions}]
 

@@ -74,6 +74,11 @@ def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_
         updated = parse(EventSpec, document)
     except ValidationError as exc:
         raise Invalid("the changed event is not valid", field_errors(exc)) from None
+    was_cancelled = {s.slug for s in spec.sessions} - set(spec.open_sessions)
+    reopened = sorted(was_cancelled & set(updated.open_sessions))
+    if reopened:
+        raise Conflict("a cancelled session stays cancelled; add a new one instead",
+                       [{"field": "sessions", "message": f"cancelled: {', '.join(reopened)}"}])
     problems = _removed_in_use(updated, choices_in_use(session, slug))
     if problems:
         raise Conflict("registrations still use what the change removes", problems)

@@ -41,8 +41,8 @@ def apply_seat_decisions(session: Session, outbox, links: Links,
         changed[row["id"]] = row
         if announcement is not None:
             previous, cause = announcement
-            messages.append((status_message(links, SimpleNamespace(**row), previous, cause),
-                             correlation_id))
+            messages.append((status_message(links, SimpleNamespace(**row), previous, cause,
+                                            decision.session_change), correlation_id))
     if changed:
         session.execute(update(registrations).where(registrations.c.id == bindparam("row_id")),
                         [{"row_id": row["id"], **{k: row[k] for k in _DECISION_FIELDS}}
@@ -51,23 +51,43 @@ def apply_seat_decisions(session: Session, outbox, links: Links,
 
 
 _DECISION_FIELDS = ("status", "status_seq", "decision_seq", "waitlist_position",
-                    "hold_expires_at", "updated_at")
+                    "hold_expires_at", "sessions", "sessions_waiting", "sessions_cancelled",
+                    "updated_at")
 
 
 def _decided(row: dict, decision: SeatDecided) -> tuple[str, str] | None:
     """Apply one decision to the row (a dict, changed in place); returns
-    (previous status, cause) when it changed the status."""
+    (previous status, cause) when it is to be announced: a new status, or
+    news of one session (cause "session_<outcome>")."""
     if decision.decision_seq <= row["decision_seq"]:
         return None   # an older word from capacity, overtaken by a newer one
     row["decision_seq"] = decision.decision_seq
     new_status = decision.outcome
-    if row["status"] == Status.CANCELLED or new_status == row["status"]:
+    if row["status"] == Status.CANCELLED:
         return None   # the attendee's cancellation stands; capacity releases on its own
+    _take_sessions(row, decision)
+    if decision.session_change is not None:
+        row.update(status_seq=row["status_seq"] + 1, updated_at=utcnow())
+        return row["status"], f"session_{decision.session_change.outcome}"
+    if new_status == row["status"]:
+        return None
     previous = row["status"]
     row.update(status=new_status, status_seq=row["status_seq"] + 1, updated_at=utcnow(),
                waitlist_position=decision.waitlist_position,
                hold_expires_at=decision.hold_expires_at)
     return previous, "promoted" if decision.promoted else decision.outcome
+
+
+def _take_sessions(row: dict, decision: SeatDecided) -> None:
+    """Capacity's word on the registration's sessions, when it says one; a
+    session cancelled from under the attendee is remembered for calendars."""
+    change = decision.session_change
+    if change is not None and change.outcome == "cancelled" and change.session in row["sessions"]:
+        row["sessions_cancelled"] = [*row["sessions_cancelled"], change.session]
+    if decision.sessions is not None:
+        row["sessions"] = decision.sessions
+    if decision.sessions_waiting is not None:
+        row["sessions_waiting"] = decision.sessions_waiting
 
 
 SLOW_DECISIONS_CLAIM = 200     # pending registrations announced per transaction

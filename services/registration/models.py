@@ -1,5 +1,18 @@
 """Tables of the registration service: the event catalogue and registrations."""
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 
 from shared.db import UTCDateTime
 from shared.inbox import inbox_table
@@ -31,7 +44,11 @@ registrations = Table(
     Column("timezone", String(64), nullable=False),
     Column("country", String(2)),
     Column("category", String(80)),
-    Column("sessions", JSON, nullable=False),
+    Column("sessions", JSON, nullable=False),          # held, or asked for while undecided or waiting
+    Column("sessions_waiting", JSON, nullable=False),  # added later, each waited for in its own line
+    Column("sessions_cancelled", JSON, nullable=False),  # held until the organisers cancelled them
+    # Registered without choosing sessions: each session added later is theirs too.
+    Column("follows", Boolean, nullable=False, server_default=false()),
     Column("answers", JSON, nullable=False),
     Column("status", String(16), nullable=False),
     Column("status_seq", Integer, nullable=False),      # numbers status changes

@@ -24,12 +24,15 @@ from shared.contracts import (
     RegistrationConfirmed,
     RegistrationRequested,
     RegistrationStatusChanged,
+    RegistrationUnfollowed,
     SeatRules,
+    SessionOutcome,
+    SessionRequested,
 )
 from shared.db import insert_absent, locked
 from shared.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
-from shared.statuses import ACTIVE, FINAL, Status
+from shared.statuses import ACTIVE, FINAL, SEATED, Status
 from shared.tokens import attendee_token, unsubscribe_token
 
 from .catalogue import load_event
@@ -187,7 +190,8 @@ class _EventBatch:
         rows = [{"id": n.answer["id"], "event_slug": self.slug, "name": n.request.name,
                  "email": n.request.email, "email_key": n.request.email.lower(), "status": Status.PENDING,
                  "status_seq": 0, "decision_seq": 0, "waitlist_position": None,
-                 "hold_expires_at": None, "created_at": now, "updated_at": now, **n.choice}
+                 "hold_expires_at": None, "sessions_waiting": [], "sessions_cancelled": [],
+                 "created_at": now, "updated_at": now, **n.choice}
                 for n in new]
         self.session.execute(registrations.insert(), rows)
         rules = SeatRules.of(self.event)
@@ -196,7 +200,7 @@ class _EventBatch:
             messages.append((RegistrationRequested(
                 registration_id=row["id"], event_slug=self.slug, category=row["category"],
                 sessions=row["sessions"], requested_at=now, event_revision=self.revision,
-                seat_rules=rules), n.correlation_id))
+                seat_rules=rules, follows=row["follows"]), n.correlation_id))
         self.outbox.add_many(self.session, messages)
 
 
@@ -234,19 +238,23 @@ def _checked_choice(event: EventSpec, request: RegistrationRequest) -> dict:
     if not categories and request.category is not None:
         problems.append({"field": "category", "message": "this event has no categories"})
     session_slugs = [s.slug for s in event.sessions]
-    chosen = request.sessions if request.sessions is not None else session_slugs
+    chosen = request.sessions if request.sessions is not None else event.open_sessions
     if not chosen:
         problems.append({"field": "sessions", "message": "choose at least one session"})
     unknown = [s for s in chosen if s not in session_slugs]
     if unknown:
         problems.append({"field": "sessions", "message": f"unknown sessions: {', '.join(unknown)}"})
+    cancelled = [s for s in chosen if s in session_slugs and s not in event.open_sessions]
+    if cancelled:
+        problems.append({"field": "sessions", "message": f"cancelled: {', '.join(cancelled)}"})
     problems.extend(_answer_problems(event, request.answers))
     if problems:
         raise Invalid("the registration does not fit this event", problems)
     return {"language": language, "timezone": request.timezone or event.timezone,
             "country": request.country, "category": request.category,
             "sessions": [s for s in session_slugs if s in chosen],   # event order, no repeats
-            "answers": request.answers}
+            # Without a choice, the attendee takes the event as it grows (a series).
+            "follows": request.sessions is None, "answers": request.answers}
 
 
 def _answer_problems(event: EventSpec, answers: dict) -> list:
@@ -295,6 +303,32 @@ def confirm(session: Session, outbox, registration_id: str) -> dict:
     return view(row)
 
 
+def add_session(session: Session, outbox, registration_id: str, slug: str) -> dict:
+    """An attendee with a seat asks for a session they do not hold (one
+    added after they chose theirs); capacity seats them in it, or puts them
+    on its waiting list, and the answer comes as a session change."""
+    row = _get(session, registration_id, lock=True)
+    if row.status not in SEATED:
+        raise NotAllowed(f"sessions can be added to a seat; this registration is {row.status}")
+    event, _ = load_event(session, row.event_slug)
+    if slug not in event.open_sessions:
+        message = "cancelled" if slug in {s.slug for s in event.sessions} else "no such session"
+        raise Invalid("this session cannot be added", [{"field": "session", "message": message}])
+    if slug not in row.sessions and slug not in row.sessions_waiting:
+        outbox.add(session, SessionRequested(registration_id=row.id, event_slug=row.event_slug,
+                                             session=slug))
+    return view(row)
+
+
+def unfollow(session: Session, outbox, links: Links, registration_id: str) -> dict:
+    """No more sessions added for this attendee; those they hold stay."""
+    row = _get(session, registration_id, lock=True)
+    if row.follows:
+        _set_status(session, outbox, links, row, row.status, cause="unfollowed", follows=False)
+        outbox.add(session, RegistrationUnfollowed(registration_id=row.id, event_slug=row.event_slug))
+    return view(_get(session, registration_id))
+
+
 def get_registration(session: Session, registration_id: str) -> dict:
     return view(_get(session, registration_id))
 
@@ -305,7 +339,9 @@ def view(row) -> dict:
             "hold_expires_at": row.hold_expires_at.isoformat() if row.hold_expires_at else None,
             "name": row.name, "email": row.email, "language": row.language,
             "timezone": row.timezone, "country": row.country, "category": row.category,
-            "sessions": row.sessions, "answers": row.answers,
+            "sessions": row.sessions, "sessions_waiting": row.sessions_waiting,
+            "sessions_cancelled": row.sessions_cancelled, "follows": row.follows,
+            "answers": row.answers,
             "created_at": row.created_at.isoformat(),
             "updated_at": row.updated_at.isoformat()}
 
@@ -321,15 +357,17 @@ def announce_status(session, outbox, links, row, previous, cause):
     outbox.add(session, status_message(links, row, previous, cause))
 
 
-def status_message(links, row, previous, cause) -> RegistrationStatusChanged:
+def status_message(links, row, previous, cause,
+                   session_change: SessionOutcome | None = None) -> RegistrationStatusChanged:
     return RegistrationStatusChanged(
         registration_id=row.id, event_slug=row.event_slug, status=row.status,
         previous_status=previous, status_seq=row.status_seq, cause=cause,
         attendee=Attendee(name=row.name, email=row.email, language=row.language,
                           timezone=row.timezone, country=row.country, category=row.category,
-                          sessions=row.sessions),
+                          sessions=row.sessions, sessions_waiting=row.sessions_waiting,
+                          sessions_cancelled=row.sessions_cancelled, follows=row.follows),
         waitlist_position=row.waitlist_position, hold_expires_at=row.hold_expires_at,
-        links=links.for_registration(row.id))
+        links=links.for_registration(row.id), session_change=session_change)
 
 
 def _get(session: Session, registration_id: str, lock: bool = False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.statuses import ACTIVE, ALL
+from shared.statuses import ACTIVE, ALL, Status
 
 from .catalogue import load_event
 from .models import registrations
@@ -13,11 +13,15 @@ from .registrations import view
 
 
 def choices_in_use(session: Session, slug: str) -> dict:
-    """Sessions, categories and languages that active registrations chose."""
-    rows = session.execute(select(registrations.c.sessions, registrations.c.category,
+    """Sessions, categories and languages that active registrations chose
+    (a session waited for, or cancelled from under them, counts: their
+    calendars name it)."""
+    rows = session.execute(select(registrations.c.sessions, registrations.c.sessions_waiting,
+                                  registrations.c.sessions_cancelled, registrations.c.category,
                                   registrations.c.language).where(
         registrations.c.event_slug == slug, registrations.c.status.in_(ACTIVE))).all()
-    return {"sessions": {s for row in rows for s in row.sessions},
+    return {"sessions": {s for row in rows
+                         for s in (*row.sessions, *row.sessions_waiting, *row.sessions_cancelled)},
             "categories": {row.category for row in rows if row.category},
             "languages": {row.language for row in rows}}
 
@@ -30,8 +34,8 @@ def stats(session: Session, slug: str) -> dict:
     counted but are not listeners."""
     load_event(session, slug)
     rows = session.execute(select(registrations.c.status, registrations.c.category,
-                                  registrations.c.sessions, registrations.c.language,
-                                  registrations.c.country)
+                                  registrations.c.sessions, registrations.c.sessions_waiting,
+                                  registrations.c.language, registrations.c.country)
                            .where(registrations.c.event_slug == slug)).all()
     def empty():
         return {status.value: 0 for status in ALL}
@@ -48,6 +52,8 @@ def stats(session: Session, slug: str) -> dict:
             by_country.setdefault(row.country, empty())[row.status] += 1
         for chosen in row.sessions:
             by_session.setdefault(chosen, empty())[row.status] += 1
+        for awaited in row.sessions_waiting:     # a seat in the event, in line for this session
+            by_session.setdefault(awaited, empty())[Status.WAITLISTED] += 1
     by_category.pop("", None)
     return {"registrations": totals, "per_category": by_category, "per_session": by_session,
             "per_language": by_language, "per_country": by_country}

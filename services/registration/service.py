@@ -127,6 +127,16 @@ class RegistrationService:
         return self._in_transaction(lambda s: registrations.confirm(s, self.outbox, registration_id))
 
     @rpc(expected_exceptions=DomainError)
+    def add_session(self, registration_id: str, session: str) -> dict:
+        return self._in_transaction(lambda s: registrations.add_session(
+            s, self.outbox, registration_id, session))
+
+    @rpc(expected_exceptions=DomainError)
+    def unfollow(self, registration_id: str) -> dict:
+        return self._in_transaction(lambda s: registrations.unfollow(
+            s, self.outbox, self.links, registration_id))
+
+    @rpc(expected_exceptions=DomainError)
     def ping(self) -> bool:
         return ping(self.db)
 

@@ -23,7 +23,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from services.capacity import seats
+from services.capacity import seats, store
 from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations, seat_events, seat_pools
 from shared.contracts import RegistrationRequested, SeatRules
@@ -94,14 +94,14 @@ def outbox_rows_about(db: sessionmaker, registration_id: str) -> int:
 
 # -- the mechanisms, and the same with the mechanism taken away --------------------
 def lock_event_without_lock(session, slug, must_exist=True):
-    """``seats._lock_event`` reading the event's row without locking it."""
+    """``store.lock_event`` reading the event's row without locking it."""
     row = session.execute(select(seat_events).where(seat_events.c.event_slug == slug)).first()
     assert row is not None or not must_exist
     return row
 
 
 def take_counted_without_guard(session, slug, taken):
-    """``seats._take_counted`` without its ``used + n <= capacity`` condition."""
+    """``store.take_counted`` without its ``used + n <= capacity`` condition."""
     for key, count in sorted(taken.items()):
         if count > 0:
             session.execute(update(seat_pools).where(seat_pools.c.event_slug == slug,
@@ -117,7 +117,7 @@ def both_read_before_either_writes(monkeypatch, take_counted):
     def take_after_both_decided(session, slug, taken):
         barrier.wait()
         take_counted(session, slug, taken)
-    monkeypatch.setattr(seats, "_take_counted", take_after_both_decided)
+    monkeypatch.setattr(store, "take_counted", take_after_both_decided)
 
 
 def race_two_replicas(db: sessionmaker, slug: str) -> dict:
@@ -145,15 +145,15 @@ def test_the_pool_guard_alone_stops_two_replicas_taking_the_last_seat(pg, monkey
     SeatInvariantBroken and a rollback of everything that replica did."""
     _engine, db = pg
     slug = event_at_its_last_seat(db)
-    monkeypatch.setattr(seats, "_lock_event", lock_event_without_lock)
-    both_read_before_either_writes(monkeypatch, seats._take_counted)
+    monkeypatch.setattr(store, "lock_event", lock_event_without_lock)
+    both_read_before_either_writes(monkeypatch, store.take_counted)
 
     outcomes = race_two_replicas(db, slug)
 
     winners = [rid for rid, error in outcomes.items() if error is None]
     losers = [rid for rid, error in outcomes.items() if error is not None]
     assert len(winners) == 1 and len(losers) == 1, outcomes
-    assert isinstance(outcomes[losers[0]], seats.SeatInvariantBroken)
+    assert isinstance(outcomes[losers[0]], store.SeatInvariantBroken)
     assert used(db, slug) == CAPACITY
     assert state(db, winners[0]) == "confirmed"
     assert state(db, losers[0]) is None                  # no reservation row
@@ -167,7 +167,7 @@ def test_without_the_guard_or_the_lock_the_race_oversells(pg, monkeypatch):
     Both replicas commit "confirmed" and the pool holds capacity + 1."""
     _engine, db = pg
     slug = event_at_its_last_seat(db)
-    monkeypatch.setattr(seats, "_lock_event", lock_event_without_lock)
+    monkeypatch.setattr(store, "lock_event", lock_event_without_lock)
     both_read_before_either_writes(monkeypatch, take_counted_without_guard)
 
     outcomes = race_two_replicas(db, slug)
@@ -182,8 +182,8 @@ def second_replica_while_first_is_open(engine, db, slug, monkeypatch, lock_event
     """Replica A decides the last seat and keeps its transaction open; replica
     B then asks for a seat. Returns (A's session, B's thread, the statement B
     waits in while A is open)."""
-    monkeypatch.setattr(seats, "_take_counted", take_counted_without_guard)
-    monkeypatch.setattr(seats, "_lock_event", lock_event)
+    monkeypatch.setattr(store, "take_counted", take_counted_without_guard)
+    monkeypatch.setattr(store, "lock_event", lock_event)
     first = db()
     seats.reserve_many(first, OUTBOX, [(request(slug, f"{slug}-a"), None)])
     replica_b, waiting_in = run_until_it_waits(engine, db, lambda session: seats.reserve_many(
@@ -200,7 +200,7 @@ def test_the_event_lock_alone_makes_the_second_replica_wait_its_turn(pg, monkeyp
     engine, db = pg
     slug = event_at_its_last_seat(db)
     first, replica_b, waiting_in = second_replica_while_first_is_open(
-        engine, db, slug, monkeypatch, seats._lock_event)
+        engine, db, slug, monkeypatch, store.lock_event)
     try:
         assert "FROM seat_events" in waiting_in and "FOR UPDATE" in waiting_in, waiting_in
         first.commit()
@@ -294,7 +294,7 @@ def test_without_begin_immediate_sqlite_replicas_do_not_take_turns(sqlite_path, 
     second_db = without_begin_immediate(sqlite_replica(sqlite_path))
     try:
         slug = event_at_its_last_seat(first_db)
-        both_read_before_either_writes(monkeypatch, seats._take_counted)
+        both_read_before_either_writes(monkeypatch, store.take_counted)
         outcomes = {}
         for name, db in (("a", first_db), ("b", second_db)):
             def work(db=db, rid=f"{slug}-{name}"):

@@ -8,7 +8,7 @@ from nameko.testing.services import worker_factory
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
-from services.capacity import seats
+from services.capacity import seats, store
 from services.capacity.models import outbox as outbox_table
 from services.capacity.models import reservations, seat_pools
 from services.capacity.service import CapacityService
@@ -344,10 +344,10 @@ def test_a_pool_refuses_seats_beyond_its_capacity_even_if_the_count_above_is_wro
         db, outbox, monkeypatch):
     describe(db, outbox, capacity=1)
     ask(db, outbox, "a")
-    stale = seats._pools
-    monkeypatch.setattr(seats, "_pools", lambda session, slug: {
+    stale = store.pools
+    monkeypatch.setattr(store, "pools", lambda session, slug: {
         key: replace(pool, used=0) for key, pool in stale(session, slug).items()})
-    with pytest.raises(seats.SeatInvariantBroken, match="pool event of conf cannot give 1 more seats"):
+    with pytest.raises(store.SeatInvariantBroken, match="pool event of conf cannot give 1 more seats"):
         ask(db, outbox, "b")
     monkeypatch.undo()
     assert states(db) == {"a": "confirmed"}

@@ -26,8 +26,28 @@ def registration(**fields) -> dict:
             "waitlist_position": None, "hold_expires_at": None, "name": "Amira",
             "email": "amira@example.org", "language": "en", "timezone": "Europe/Istanbul",
             "country": None, "category": "local", "sessions": ["day-1"],
+            "sessions_waiting": [], "sessions_cancelled": [], "follows": False,
             "answers": {"topic": "=1+1"}, "created_at": "2026-01-02T03:04:05.123456+00:00",
             "updated_at": "2026-01-02T03:04:06+00:00", **fields}
+
+
+SERIES = (("day-1", "2027-03-18"), ("day-2", "2027-03-25"), ("day-3", "2027-04-01"),
+          ("day-4", "2027-04-08"))
+
+
+def series(titles=("Day 1", "Day 2", "Day 3", "Day 4"), cancelled=("day-3",)) -> list[dict]:
+    """A webinar series' sessions, one a week; those ``cancelled`` called off."""
+    return [{"slug": slug, "title": {"en": title}, "starts_at": f"{day}T10:00:00+03:00",
+             "ends_at": f"{day}T12:00:00+03:00", "cancelled": slug in cancelled}
+            for (slug, day), title in zip(SERIES, titles, strict=True)]
+
+
+def follower(**fields) -> dict:
+    """A registration without chosen sessions, in a ``series()``: it holds
+    day-1, waits for day-2 (added later), lost day-3 to its cancellation, and
+    day-4 (added later, after it was full) can still be asked for."""
+    return registration(**{"sessions": ["day-1"], "sessions_waiting": ["day-2"],
+                           "sessions_cancelled": ["day-3"], "follows": True, **fields})
 
 
 def accepted(registration_id: str = REGISTRATION_ID) -> dict:

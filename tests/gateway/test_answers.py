@@ -73,7 +73,9 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
     assert event_seats["pools"]["category:local"]["used"] == 1
     passes(Event, {**event, "seats": event_seats})
     passes(Stats, views.stats("conf", registration.stats("conf"), event_seats, {},
-                              lambda code: Settings.from_env().country_names.name(code, "en")))
+                              lambda code: Settings.from_env().country_names.name(code, "en"),
+                              event["sessions"]))
+    passes(Registration, registration.unfollow(registration_id))
     passes(Registration, registration.cancel(registration_id))
 
     hook = services.notification.add_webhook("conf", "https://203.0.113.5/hook")

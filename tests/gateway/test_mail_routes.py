@@ -18,7 +18,9 @@ REFUSAL = {"reason": "550 5.1.1 no such user", "refused_at": "2026-01-03T00:00:0
 
 @pytest.fixture
 def known(gateway):
-    gateway.registration.get_registration.return_value = samples.registration(language="ar")
+    gateway.registration.get_registration.return_value = samples.registration(language="ar",
+                                                                              follows=True)
+    gateway.registration.unfollow.return_value = samples.registration(language="ar")
     gateway.registration.get_event.return_value = samples.event()
     gateway.notification.unsubscribe.return_value = {
         "registration_id": REGISTRATION_ID, "event": "conf",
@@ -38,13 +40,24 @@ def test_the_link_opens_a_page_with_one_button_in_the_attendees_language(known):
     assert html.count("<button") == 1 and 'method="post"' in html
     assert f'action="/unsubscribe/{REGISTRATION_ID}?token={token()}"' in html
     assert 'name="List-Unsubscribe" value="One-Click"' in html
+    assert "ستتوقف أيضًا متابعة هذه السلسلة" in html            # following stops too
     assert not known.notification.unsubscribe.called          # a GET changes nothing
+    assert not known.registration.unfollow.called
+
+
+def test_the_page_speaks_of_following_only_to_those_who_follow(known):
+    known.registration.get_registration.return_value = samples.registration(language="ar")
+    html = known.client.get(URL, query_string={"token": token()}).get_data(as_text=True)
+    assert "متابعة هذه السلسلة" not in html
 
 
 def test_one_click_unsubscribes_with_no_sign_in_and_no_further_step(known):
     done = known.client.post(URL, query_string={"token": token()}, data=ONE_CLICK)
     assert done.status_code == 200 and "تم إلغاء اشتراكك" in done.get_data(as_text=True)
     known.notification.unsubscribe.assert_called_once_with(REGISTRATION_ID)
+    # no more sessions added for whoever wants no more mail of the series
+    known.registration.unfollow.assert_called_once_with(REGISTRATION_ID)
+    assert "تم إيقاف متابعة هذه السلسلة" in done.get_data(as_text=True)
     again = known.client.post(URL, query_string={"token": token()}, data=ONE_CLICK)
     assert again.status_code == 200                           # idempotent: the service's to keep
 
@@ -56,18 +69,20 @@ def test_the_link_proves_only_unsubscribing(known):
     api = f"/api/v1/registrations/{REGISTRATION_ID}/cancel"
     assert known.client.post(api, query_string={"token": token()}).status_code == 404
     assert not known.notification.unsubscribe.called and not known.registration.cancel.called
+    assert not known.registration.unfollow.called
 
 
 def test_a_post_without_the_one_click_body_is_refused(known):
     for data in ({}, {"List-Unsubscribe": "yes"}):
         refused = known.client.post(URL, query_string={"token": token()}, data=data)
         assert refused.status_code == 400
-    assert not known.notification.unsubscribe.called
+    assert not known.notification.unsubscribe.called and not known.registration.unfollow.called
 
 
 def test_mailbox_providers_posting_for_many_users_are_not_rate_limited(start_gateway):
     gateway = start_gateway(rate_limit_per_minute=2)
     gateway.registration.get_registration.return_value = samples.registration()
+    gateway.registration.unfollow.return_value = samples.registration()
     gateway.registration.get_event.return_value = samples.event()
     codes = {gateway.client.post(URL, query_string={"token": token()}, data=ONE_CLICK).status_code
              for _ in range(5)}
@@ -100,7 +115,7 @@ def test_lists_exports_stats_and_the_registration_show_who_mail_does_not_reach(g
     assert (listed["unsubscribed_at"], listed["undeliverable"]) == (reach["unsubscribed_at"], REFUSAL)
     csv = gateway.client.get(url, headers=ADMIN, query_string={"format": "csv"}).get_data(as_text=True)
     header, row = csv.splitlines()[:2]
-    assert header.split(",")[14:16] == ["unsubscribed_at", "undeliverable"]
+    assert header.split(",")[-3:-1] == ["unsubscribed_at", "undeliverable"]    # then answers
     assert "2026-01-03T00:00:00+00:00: 550 5.1.1 no such user" in row
     stats = gateway.client.get("/api/v1/events/conf/stats", headers=ADMIN).get_json()
     assert stats["mail"] == {"unsubscribed": 1, "undeliverable": 1}

@@ -16,7 +16,7 @@ def test_stats_put_each_pool_next_to_its_counts():
                        "category:remote": {"capacity": None, "used": 0, "left": None},
                        "session:day-1": {"capacity": 8, "used": 3, "left": 5}},
              "states": {}}
-    stats = views.stats("conf", samples.STATS, seats, {}, str.lower)
+    stats = views.stats("conf", samples.STATS, seats, {}, str.lower, [])
     assert stats["event"] == "conf"
     assert stats["seats"] == {"capacity": 10, "used": 3, "left": 7}
     assert stats["confirmed"] == 3 and stats["cancelled"] == 1
@@ -28,7 +28,7 @@ def test_stats_put_each_pool_next_to_its_counts():
 
 
 def test_stats_of_an_event_capacity_has_not_heard_of_yet():
-    stats = views.stats("conf", samples.STATS, {"pools": {}, "states": {}}, {}, str.lower)
+    stats = views.stats("conf", samples.STATS, {"pools": {}, "states": {}}, {}, str.lower, [])
     assert stats["seats"] == {"capacity": None, "used": 0, "left": None}
     assert stats["per_category"] == samples.STATS["per_category"]
 

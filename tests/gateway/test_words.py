@@ -15,9 +15,11 @@ import pytest
 from shared.countries import read as read_country_names
 from shared.languages import RTL_LANGUAGES, SUPPORTED_LANGUAGES
 from shared.statuses import Status
+from shared.tokens import unsubscribe_token
 from tests.support.words import Visible, english_in, not_isolated_in_html, raw_zone_ids
 
 from . import samples
+from .conftest import SECRET_KEY
 
 NAME = "Amina Example"
 TITLE = "Global Summit (Day 1)"
@@ -27,7 +29,9 @@ CATEGORY = "Delegates (voting)"
 QUESTION = "Dietary needs?"
 LATIN = {"en": TITLE, "fr": "Sommet mondial", "tr": "Küresel Zirve", "es": "Cumbre mundial",
          "ms": "Sidang Kemuncak Global"}
-INSERTED = [NAME, TITLE, SESSION, VENUE, CATEGORY, QUESTION]
+# a series' later sessions (samples.series): one waited for, one cancelled, one to add
+LATER = ("Workshop: Part 2", "Closing panel (online)", "Evening Q&A")
+INSERTED = [NAME, TITLE, SESSION, *LATER, VENUE, CATEGORY, QUESTION]
 DATA = [*INSERTED, *LATIN.values(), "Vegan", "Halal"]
 ISO_CODES = {country.alpha_2 for country in pycountry.countries}
 
@@ -43,29 +47,61 @@ def summit(**fields) -> dict:
                        "options": ["Vegan", "Halal"], "required": False}], **fields})
 
 
-def registration_page(gateway, language: str) -> str:
-    gateway.registration.get_event.return_value = summit()
+def registration_page(gateway, language: str, event: dict | None = None) -> str:
+    gateway.registration.get_event.return_value = event or summit()
     response = gateway.client.get(f"/events/conf?lang={language}")
     assert response.status_code == 200
     return response.get_data(as_text=True)
 
 
-def manage_page(gateway, language: str, status: str, **fields) -> str:
-    gateway.registration.get_event.return_value = summit()
+def series() -> dict:
+    return summit(sessions=samples.series(titles=(SESSION, *LATER)))
+
+
+def manage_page(gateway, language: str, status: str, event: dict | None = None,
+                query: dict | None = None, **fields) -> str:
+    gateway.registration.get_event.return_value = event or summit()
     gateway.registration.get_registration.return_value = samples.registration(
         status=status, language=language, name=NAME, timezone="America/Toronto", **fields)
     response = gateway.client.get(f"/registrations/{samples.REGISTRATION_ID}",
-                                  query_string={"token": samples.TOKEN})
+                                  query_string={"token": samples.TOKEN, **(query or {})})
     assert response.status_code == 200
     return response.get_data(as_text=True)
 
 
+def follower_page(gateway, language: str) -> str:
+    """A follower's manage page: a seat, a session waited for, one cancelled,
+    one to add (the one a message offered: ?add=)."""
+    follower = {key: value for key, value in samples.follower().items()
+                if key in ("sessions", "sessions_waiting", "sessions_cancelled", "follows")}
+    return manage_page(gateway, language, "confirmed", event=series(), query={"add": "day-4"},
+                       **follower)
+
+
+def unsubscribe_pages(gateway, language: str) -> dict[str, str]:
+    """The unsubscribe link's page of a follower, before and after the click."""
+    gateway.registration.get_event.return_value = series()
+    gateway.registration.get_registration.return_value = samples.follower(language=language,
+                                                                          name=NAME)
+    gateway.registration.unfollow.return_value = samples.registration(language=language, name=NAME)
+    url = f"/unsubscribe/{samples.REGISTRATION_ID}"
+    query = {"token": unsubscribe_token(SECRET_KEY, samples.REGISTRATION_ID)}
+    before = gateway.client.get(url, query_string=query)
+    after = gateway.client.post(url, query_string=query, data={"List-Unsubscribe": "One-Click"})
+    assert before.status_code == after.status_code == 200
+    return {"unsubscribe:before": before.get_data(as_text=True),
+            "unsubscribe:after": after.get_data(as_text=True)}
+
+
 def every_page(gateway, language: str) -> dict[str, str]:
-    pages = {"register": registration_page(gateway, language)}
+    pages = {"register": registration_page(gateway, language),
+             "register:series": registration_page(gateway, language, series())}
     for status in Status:
         held = {"hold_expires_at": "2027-03-01T12:00:00+00:00"} if status == Status.HELD else {}
         waiting = {"waitlist_position": 12} if status == Status.WAITLISTED else {}
         pages[f"manage:{status.value}"] = manage_page(gateway, language, status.value, **held, **waiting)
+    pages["manage:follower"] = follower_page(gateway, language)
+    pages.update(unsubscribe_pages(gateway, language))
     pages["unsubscribe"] = gateway.client.get(
         f"/unsubscribe/{samples.REGISTRATION_ID}",
         query_string={"token": "wrong"}, headers={"Accept-Language": language}).get_data(as_text=True)
@@ -93,6 +129,16 @@ def test_no_english_ui_word_and_no_raw_zone_id_on_a_page_in_another_language(gat
         places = [label for options in visible.options.values() for _, label in options]
         assert english_in(visible.text, language, DATA + places) == set(), (name, language)
         assert raw_zone_ids(visible.text) == [], (name, language)
+
+
+def test_the_followers_page_shows_every_kind_of_session(gateway):
+    """What the judges above read: a seat, a wait, a cancellation, a button
+    marked for the ?add= link, and the follow line."""
+    html = follower_page(gateway, "tr")
+    for words in ("Yeriniz", "Bekleme listesinde", "İptal edildi", "Bu oturumu ekle",
+                  "Bu seriyi takip ediyorsunuz", "Takibi bırak"):
+        assert words in html, words
+    assert 'aria-current="true"' in html and "autofocus" in html
 
 
 def test_the_english_word_judge_finds_english(gateway):

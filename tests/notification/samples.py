@@ -7,12 +7,25 @@ from datetime import UTC, datetime
 
 from services.notification import messages
 from services.notification.messages import Draft
-from shared.contracts import Attendee, RegistrationStatusChanged
+from shared.contracts import Attendee, RegistrationStatusChanged, SessionOutcome
 from shared.schemas import SUPPORTED_LANGUAGES, EventSpec
 from tests.support.documents import event_document
 
 KINDS = ("received", "seat_confirmed", "hold", "waitlisted", "promoted", "hold_expired",
-         "cancelled", "rejected", "reminder", "session_moved", "announcement")
+         "cancelled", "rejected", "reminder", "session_moved", "announcement", "session_added",
+         "session_cancelled")
+# The session kinds' other faces: (kind, outcome, reason), each drafted like a kind.
+SESSION_VARIANTS = {
+    "session_added": ("session_added", "seated", "added"),
+    "session_added:freed": ("session_added", "seated", "freed"),
+    "session_added:asked": ("session_added", "seated", "asked"),
+    "session_added:waitlisted": ("session_added", "waitlisted", "added"),
+    "session_added:refused": ("session_added", "refused", "added"),
+    "session_cancelled": ("session_cancelled", "cancelled", "cancelled"),
+}
+VARIANTS = (*KINDS, "session_added:freed", "session_added:asked", "session_added:waitlisted",
+            "session_added:refused", "session_added:offered", "session_cancelled:last",
+            "session_cancelled:waited")
 TITLES = {"en": "Conference", "ar": "المؤتمر", "fr": "Conférence", "tr": "Konferans",
           "es": "Conferencia", "ur": "کانفرنس", "ms": "Persidangan"}
 SESSION_TITLES = {"en": "Opening day", "ar": "يوم الافتتاح", "fr": "Journée d'ouverture",
@@ -96,9 +109,43 @@ def compose(kind: str, language: str, name: str = "Amira", revision: int = 2,
     if kind == "announcement":
         return messages.compose_announcement(event, seated, ANNOUNCEMENT_SUBJECTS,
                                              ANNOUNCEMENT_BODIES)
-    raise ValueError(kind)
+    if kind == "session_added:offered":
+        return messages.compose_offer(event, seated.model_copy(update={"attendee": seated.attendee.model_copy(
+            update={"sessions": ["day-1"]})}), "day-2")
+    return messages.compose_session_change(event, revision, session_change(kind, language, name,
+                                                                           country), ORGANISER)
+
+
+def session_change(variant: str, language: str = "en", name: str = "Amira",
+                   country: str | None = None) -> RegistrationStatusChanged:
+    """A follower's news of day-2: added and theirs (or waited for, or
+    full), or cancelled from under them (their last session, or one they
+    only waited for)."""
+    if variant == "session_cancelled:last":
+        return _with_news(change("confirmed", language, name=name, sessions=(), country=country),
+                          "cancelled", "cancelled", cancelled=["day-2"])
+    if variant == "session_cancelled:waited":
+        return _with_news(change("confirmed", language, name=name, sessions=("day-1",),
+                                 country=country), "cancelled", "cancelled")
+    kind, outcome, reason = SESSION_VARIANTS[variant]
+    if outcome == "cancelled":
+        return _with_news(change("confirmed", language, name=name, sessions=("day-1",),
+                                 country=country), outcome, reason, cancelled=["day-2"])
+    held = ("day-1", "day-2") if outcome == "seated" else ("day-1",)
+    return _with_news(change("confirmed", language, name=name, sessions=held, country=country),
+                      outcome, reason, position=4 if outcome == "waitlisted" else None)
+
+
+def _with_news(base: RegistrationStatusChanged, outcome, reason, position=None,
+               cancelled=()) -> RegistrationStatusChanged:
+    attendee = base.attendee.model_copy(update={"follows": True,
+                                                "sessions_cancelled": list(cancelled)})
+    return base.model_copy(update={
+        "attendee": attendee, "previous_status": base.status, "cause": f"session_{outcome}",
+        "session_change": SessionOutcome(session="day-2", outcome=outcome, reason=reason,
+                                         position=position)})
 
 
 def every_draft(name: str = "Amira", event: EventSpec = EVENT) -> dict[tuple[str, str], Draft]:
     return {(kind, language): compose(kind, language, name, event=event)
-            for kind in KINDS for language in SUPPORTED_LANGUAGES}
+            for kind in VARIANTS for language in SUPPORTED_LANGUAGES}

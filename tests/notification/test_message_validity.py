@@ -26,8 +26,10 @@ from shared.languages import RTL_LANGUAGES, SUPPORTED_LANGUAGES
 from tests.notification import samples
 from tests.support.validators import calendar_errors, html_errors
 
-BULK = ("announcement", "reminder")
-INVITING = ("seat_confirmed", "session_moved")
+BULK = ("announcement", "reminder", "session_added:offered")
+# kind -> the calendar METHOD it carries (RFC 5546): the sessions, or the one cancelled
+INVITING = {"seat_confirmed": "REQUEST", "session_moved": "REQUEST", "session_added": "REQUEST",
+            "session_cancelled": "CANCEL"}
 # What the registration schema lets through as a name (no control characters):
 # the hostile name without its CR/LF. With them, the mailer refuses the name.
 SENDABLE_NAME = samples.HOSTILE_NAME.replace("\r\n", " ")
@@ -125,7 +127,7 @@ def _built(kind: str, language: str, name: str = SENDABLE_NAME) -> tuple[Draft, 
 # --- HTML ----------------------------------------------------------------------------------
 
 def test_every_kind_in_every_language_is_valid_html5(drafts):
-    assert len(drafts) == len(samples.KINDS) * len(SUPPORTED_LANGUAGES) == 77
+    assert len(drafts) == len(samples.VARIANTS) * len(SUPPORTED_LANGUAGES) == 140
     found = html_errors({f"{kind}/{language}": draft.html for (kind, language), draft in drafts.items()})
     bad = {name: problems for name, problems in found.items() if problems}
     assert not bad, "the Nu Html Checker finds:\n" + "\n".join(
@@ -229,23 +231,25 @@ def _invites(drafts) -> dict[tuple[str, str], str]:
         for attachment in draft.attachments:
             assert attachment["mimetype"] == "text/calendar", (kind, language)
             invites[kind, language] = attachment["content"]
-    assert set(kind for kind, _ in invites) == set(INVITING)
+    assert set(kind.split(":")[0] for kind, _ in invites) == set(INVITING)
     return invites
 
 
 def test_invites_are_calendars_outlook_google_and_apple_import(drafts):
     """RFC 5545 through the strict parser, and what the three need of an update."""
     for (kind, language), ics in _invites(drafts).items():
-        errors = calendar_errors(ics, method="REQUEST", itip=False)
+        errors = calendar_errors(ics, method=INVITING[kind.split(":")[0]], itip=False)
         assert not errors, (kind, language, errors)
-        assert "SEQUENCE:2\r\n" in ics and "UID:r1.day-1@event-registration\r\n" in ics
+        # the session news is about day-2, the others name every session
+        session = "day-2" if kind.startswith("session_") and kind != "session_moved" else "day-1"
+        assert "SEQUENCE:2\r\n" in ics and f"UID:r1.{session}@event-registration\r\n" in ics
 
 
 def test_invites_are_itip_requests(drafts):
     """RFC 5546 3.2.2: a REQUEST names its ATTENDEE (the recipient); Outlook and
     Gmail match it against the mailbox to offer the invitation."""
     for (kind, language), ics in _invites(drafts).items():
-        errors = calendar_errors(ics, method="REQUEST")
+        errors = calendar_errors(ics, method=INVITING[kind.split(":")[0]])
         assert not errors, (kind, language, errors)
 
 
@@ -318,12 +322,13 @@ def test_every_message_is_strict_mime_with_the_headers_clients_need(kind, langua
         assert message.get_content_type() == "multipart/mixed"
         body, invite = message.get_payload()
         assert invite.get_content_type() == "text/calendar"
-        assert invite.get_param("method") == "REQUEST"
+        method = INVITING[kind]
+        assert invite.get_param("method") == method
         assert invite.get_content_disposition() == "attachment"
         assert invite.get_filename() == "invite.ics"
         ics = invite.get_payload(decode=True)
-        assert b"\r\nMETHOD:REQUEST\r\n" in ics
-        assert calendar_errors(ics, method="REQUEST", itip=False) == []
+        assert f"\r\nMETHOD:{method}\r\n".encode() in ics
+        assert calendar_errors(ics, method=method, itip=False) == []
     assert body.get_content_type() == "multipart/alternative"
     plain, html = body.get_payload()
     assert (plain.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from services.registration import catalogue, decisions, registrations
+from services.registration import catalogue, decisions, registrations, reports
 from services.registration.models import outbox as outbox_table
 from services.registration.models import registrations as registrations_table
 from shared.contracts import (
@@ -13,8 +13,11 @@ from shared.contracts import (
     RegistrationCancelled,
     RegistrationRequested,
     RegistrationStatusChanged,
+    RegistrationUnfollowed,
     SeatDecided,
     SeatRules,
+    SessionOutcome,
+    SessionRequested,
 )
 from shared.db import transaction
 from shared.errors import Conflict, Invalid, NotAllowed, NotFound
@@ -307,3 +310,79 @@ def test_one_batch_answers_each_registration_on_its_own(db, outbox):
         stored = session.execute(select(registrations_table.c.email)).scalars().all()
     assert sorted(stored) == ["a@example.org", "e@example.org"]
     assert len(outbox.of_type(RegistrationRequested)) == 2
+
+
+# -- the series: following, sessions added, asked for and cancelled -------------------------
+DAY_2 = {"slug": "day-2", "title": {"en": "Day 2"}, "starts_at": "2027-03-19T10:00:00+03:00",
+         "ends_at": "2027-03-19T18:00:00+03:00"}
+
+
+def test_a_registration_without_sessions_follows_and_one_with_sessions_does_not(db, outbox):
+    spec = make_event(db, outbox)
+    follower = register(db, outbox, spec.slug)
+    chooser = register(db, outbox, spec.slug, email="c@example.org", sessions=["day-1"])
+    assert status_of(db, follower["id"])["follows"] is True
+    assert status_of(db, chooser["id"])["follows"] is False
+    requested = {r.registration_id: r.follows for r in outbox.of_type(RegistrationRequested)}
+    assert requested == {follower["id"]: True, chooser["id"]: False}
+
+
+def test_news_of_a_session_keeps_the_status_and_is_announced_once(db, outbox):
+    spec = make_event(db, outbox)
+    answer = register(db, outbox, spec.slug)
+    decide(db, outbox, answer["id"], "confirmed", 1)
+    news = SessionOutcome(session="day-2", outcome="seated", reason="added")
+    decide(db, outbox, answer["id"], "confirmed", 2, sessions=["day-1", "day-2"],
+           sessions_waiting=[], session_change=news)
+    decide(db, outbox, answer["id"], "confirmed", 2, sessions=["day-1", "day-2"],
+           sessions_waiting=[], session_change=news)                 # delivered twice
+    view = status_of(db, answer["id"])
+    assert view["status"] == "confirmed" and view["sessions"] == ["day-1", "day-2"]
+    changes = outbox.of_type(RegistrationStatusChanged)
+    assert [(c.cause, c.session_change) for c in changes] == [("confirmed", None),
+                                                              ("session_seated", news)]
+    assert changes[-1].attendee.sessions == ["day-1", "day-2"]
+    gone = SessionOutcome(session="day-1", outcome="cancelled", reason="cancelled")
+    decide(db, outbox, answer["id"], "confirmed", 3, sessions=["day-2"], sessions_waiting=[],
+           session_change=gone)
+    view = status_of(db, answer["id"])
+    assert view["sessions"] == ["day-2"] and view["sessions_cancelled"] == ["day-1"]
+
+
+def test_a_session_is_added_to_a_seat_and_a_cancelled_one_never(db, outbox):
+    spec = make_event(db, outbox, sessions=[event_document()["sessions"][0], DAY_2])
+    answer = register(db, outbox, spec.slug, sessions=["day-1"])
+    with transaction(db) as session, pytest.raises(NotAllowed):
+        registrations.add_session(session, outbox, answer["id"], "day-2")     # no seat yet
+    decide(db, outbox, answer["id"], "confirmed", 1)
+    with transaction(db) as session, pytest.raises(Invalid):
+        registrations.add_session(session, outbox, answer["id"], "day-9")
+    with transaction(db) as session:
+        registrations.add_session(session, outbox, answer["id"], "day-2")
+    assert [(m.registration_id, m.session) for m in outbox.of_type(SessionRequested)] == \
+        [(answer["id"], "day-2")]
+    cancelled = [event_document()["sessions"][0], {**DAY_2, "cancelled": True}]
+    with transaction(db) as session:
+        catalogue.update_event(session, outbox, spec.slug, {"sessions": cancelled},
+                               reports.choices_in_use)
+    with transaction(db) as session, pytest.raises(Conflict, match="stays cancelled"):
+        catalogue.update_event(session, outbox, spec.slug,
+                               {"sessions": [event_document()["sessions"][0], DAY_2]},
+                               reports.choices_in_use)
+    with pytest.raises(Invalid):
+        register(db, outbox, spec.slug, email="late@example.org", sessions=["day-2"])
+    assert status_of(db, register(db, outbox, spec.slug, email="f@example.org")["id"]
+                     )["sessions"] == ["day-1"]       # a follower: the open sessions
+
+
+def test_stopping_following_is_told_to_capacity_and_sends_nothing(db, outbox):
+    spec = make_event(db, outbox)
+    answer = register(db, outbox, spec.slug)
+    decide(db, outbox, answer["id"], "confirmed", 1)
+    for _ in range(2):
+        with transaction(db) as session:
+            registrations.unfollow(session, outbox, LINKS, answer["id"])
+    assert status_of(db, answer["id"])["follows"] is False
+    assert len(outbox.of_type(RegistrationUnfollowed)) == 1
+    [quiet] = [c for c in outbox.of_type(RegistrationStatusChanged) if c.cause == "unfollowed"]
+    assert quiet.attendee.follows is False and quiet.status == "confirmed"

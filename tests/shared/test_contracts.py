@@ -5,6 +5,7 @@ import pytest
 
 from shared.contracts import (
     RegistrationRequested,
+    RegistrationStatusChanged,
     SeatDecided,
     SeatRules,
     UnknownContract,
@@ -19,7 +20,7 @@ def test_an_envelope_round_trips_with_a_stable_id():
     message = RegistrationRequested(registration_id="r1", event_slug="e", category=None,
                                     sessions=["day-1"], requested_at=datetime.now(UTC))
     body = envelope(message, correlation_id="c1")
-    assert body["type"] == "registration.requested" and body["version"] == 2
+    assert body["type"] == "registration.requested" and body["version"] == 3
     message_id, opened = open_envelope(body, RegistrationRequested)
     assert message_id == body["message_id"] and opened == message
 
@@ -30,7 +31,7 @@ def test_a_message_of_another_type_or_version_is_refused():
     with pytest.raises(UnknownContract):
         open_envelope(body, RegistrationRequested)
     with pytest.raises(UnknownContract):
-        open_envelope({**body, "version": 2}, SeatDecided)
+        open_envelope({**body, "version": 3}, SeatDecided)
     with pytest.raises(UnknownContract):
         open_envelope({"no": "envelope"}, SeatDecided)
 
@@ -41,8 +42,9 @@ def test_a_newer_contract_still_reads_the_versions_it_grew_from():
     body = {"message_id": "m1", "type": "registration.requested", "version": 1, "data": v1}
     _, opened = open_envelope(body, RegistrationRequested)
     assert opened.seat_rules is None and opened.event_revision is None
+    assert opened.follows is False         # v1 and v2 requests chose their sessions
     with pytest.raises(UnknownContract):
-        open_envelope({**body, "version": 3}, RegistrationRequested)     # from the future
+        open_envelope({**body, "version": 4}, RegistrationRequested)     # from the future
     with pytest.raises(UnknownContract):
         open_envelope({**body, "version": 0}, RegistrationRequested)
     with pytest.raises(ValueError, match="go together"):      # rules without their revision
@@ -59,4 +61,33 @@ def test_seat_rules_are_what_capacity_needs_of_an_event():
     rules = SeatRules.of(event)
     assert rules.model_dump() == {
         "capacity": 250, "waitlist": True, "confirmation_window": "PT2H",
-        "categories": {"local": 150, "international": 100}, "sessions": {"day-1": 200}}
+        "categories": {"local": 150, "international": 100}, "sessions": {"day-1": 200},
+        "cancelled_sessions": []}
+
+
+def test_seat_rules_name_the_cancelled_sessions():
+    day = event_document()["sessions"][0]
+    document = event_document(sessions=[day, {**day, "slug": "day-2", "cancelled": True}])
+    rules = SeatRules.of(EventSpec.model_validate_json(json.dumps(document)))
+    assert rules.sessions == {"day-1": None, "day-2": None}
+    assert rules.cancelled_sessions == ["day-2"]
+
+
+def test_a_seat_decision_of_v1_reads_as_one_that_leaves_the_sessions_alone():
+    v1 = {"registration_id": "r", "event_slug": "e", "outcome": "confirmed", "decision_seq": 2}
+    _, opened = open_envelope({"message_id": "m", "type": "seat.decided", "version": 1,
+                               "data": v1}, SeatDecided)
+    assert opened.sessions is None and opened.sessions_waiting is None
+    assert opened.session_change is None
+
+
+def test_a_status_change_of_v1_reads_with_no_session_news():
+    attendee = {"name": "A", "email": "a@example.org", "language": "en", "timezone": None,
+                "country": None, "category": None, "sessions": ["day-1"]}
+    v1 = {"registration_id": "r", "event_slug": "e", "status": "confirmed",
+          "previous_status": "pending", "status_seq": 1, "cause": "confirmed",
+          "attendee": attendee, "links": {}}
+    _, opened = open_envelope({"message_id": "m", "type": "registration.status_changed",
+                               "version": 1, "data": v1}, RegistrationStatusChanged)
+    assert opened.session_change is None
+    assert opened.attendee.follows is False and opened.attendee.sessions_cancelled == []

@@ -1,23 +1,47 @@
-// The attendee's page: confirm a held seat or cancel, then show the new
-// status in the page's language (the API's words are English) and reload.
+// The attendee's page: confirm a held seat, add a session, stop following or
+// cancel, then say what happened in the page's language (the API's words are
+// English) and reload to show the registration as it now is.
 "use strict";
 
 const data = JSON.parse(document.getElementById("page-data").textContent);
 const text = data.text;
-for (const button of document.querySelectorAll("button[data-action]")) {
+
+// A session button (data-session) posts its slug to /sessions; the others
+// (data-action) post to /<action> with no body.
+function request(button) {
+  const path = button.dataset.session ? "sessions" : button.dataset.action;
+  const url = `/api/v1/registrations/${encodeURIComponent(data.id)}/${path}` +
+              `?token=${encodeURIComponent(data.token)}`;
+  if (!button.dataset.session) return [url, {method: "POST"}];
+  return [url, {method: "POST", headers: {"Content-Type": "application/json"},
+                body: JSON.stringify({session: button.dataset.session})}];
+}
+
+function said(button, response, body) {
+  if (response.ok) {
+    // an added session is decided a moment later: the reload shows it
+    if (button.dataset.session) return text.session_asked;
+    if (button.dataset.action === "unfollow") return text.unfollowed;
+    return text[body.status] || text.confirmed;
+  }
+  if (response.status === 409) return text.conflict;
+  if (response.status === 422) return text.session_gone;      // cancelled meanwhile
+  return text.busy;
+}
+
+for (const button of document.querySelectorAll("button[data-action], button[data-session]")) {
   button.addEventListener("click", async () => {
-    const url = `/api/v1/registrations/${encodeURIComponent(data.id)}/${button.dataset.action}` +
-                `?token=${encodeURIComponent(data.token)}`;
-    const status = document.getElementById("status");
+    const output = document.getElementById(button.dataset.say || "status");
     button.disabled = true;
     try {
-      const response = await fetch(url, {method: "POST"});
+      const response = await fetch(...request(button));
       const body = await response.json();
-      if (response.ok) status.textContent = text[body.status] || text.confirmed;
-      else status.textContent = response.status === 409 ? text.conflict : text.busy;
-      if (response.ok || response.status === 409) setTimeout(() => location.reload(), 1500);
+      output.textContent = said(button, response, body);
+      if (response.ok || response.status === 409 || response.status === 422) {
+        setTimeout(() => location.reload(), button.dataset.session ? 2500 : 1500);
+      }
     } catch (error) {
-      status.textContent = text.busy;
+      output.textContent = text.busy;
     } finally {
       button.disabled = false;
     }

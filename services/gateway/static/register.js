@@ -108,11 +108,33 @@ function showError(field, message) {
   return true;
 }
 
+// Following the series (sessions added later become theirs) means holding every
+// open session: the box is off and disabled while one is unchecked.
+const follow = document.getElementById("follow");
+
+function openSessions() {
+  return [...form.querySelectorAll("input[name=sessions]:not(:disabled)")];
+}
+
+function updateFollow() {
+  if (!follow) return;
+  const all = openSessions().every((input) => input.checked);
+  follow.disabled = !all;
+  if (!all) follow.checked = false;
+}
+
+// A registration without "sessions" follows the event; with them it holds those only.
+function chosenSessions() {
+  const chosen = openSessions().filter((input) => input.checked).map((input) => input.value);
+  const following = follow && follow.checked && chosen.length === openSessions().length;
+  return following ? undefined : chosen;
+}
+
 function body() {
   const result = {name: form.name.value.trim(), email: form.email.value.trim(),
                   language: form.language.value, timezone: form.timezone.value,
-                  sessions: [...form.querySelectorAll("input[name=sessions]:checked")].map((i) => i.value),
-                  answers: {}};
+                  sessions: chosenSessions(), answers: {}};
+  if (result.sessions === undefined) delete result.sessions;
   if (form.country.value) result.country = form.country.value;
   const category = form.querySelector("input[name=category]:checked");
   if (category) result.category = category.value;
@@ -128,7 +150,7 @@ function localChecks(values) {
   const problems = [];
   if (!values.name) problems.push({field: "name", message: text.required});
   if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(values.email)) problems.push({field: "email", message: text.bad_email});
-  if (!values.sessions.length) problems.push({field: "sessions", message: text.choose_session});
+  if (values.sessions && !values.sessions.length) problems.push({field: "sessions", message: text.choose_session});
   if (form.querySelector("input[name=category]") && !values.category) {
     problems.push({field: "category", message: text.required});
   }
@@ -241,3 +263,5 @@ document.getElementById("timezone").addEventListener("change", formatTimes);
 form.country.addEventListener("change", formatTimes);
 document.querySelector(".zone-search").hidden = false;
 document.getElementById("timezone-search").addEventListener("input", searchZones);
+for (const input of openSessions()) input.addEventListener("change", updateFollow);
+updateFollow();
