@@ -49,6 +49,12 @@ class Api:
             if response.status != 201:
                 raise RuntimeError(f"creating the event: {response.status} {await response.text()}")
 
+    async def update_event(self, slug: str, changes: dict) -> tuple[int, str]:
+        """PATCH /api/v1/events/{slug} as the organiser: (HTTP status, body)."""
+        async with self.admin.patch(f"{self.base_url}/api/v1/events/{slug}", json=changes,
+                                    headers=self.admin_headers) as response:
+            return response.status, await response.text()
+
     async def stats(self, slug: str) -> dict | None:
         """The event's counts, or None if the gateway could not answer in time."""
         try:

@@ -128,3 +128,23 @@ def check_reminders(log: SinkLog, languages: dict[str, str], since: float) -> di
     return {"expected": len(languages), "missing": missing, "more_than_once": twice,
             "languages": len(subjects), "distinct_subjects": len(distinct),
             "exact": missing == 0 and twice == 0}
+
+
+def check_session_seats(log: SinkLog, followers, since: float, subject: str, tag: str) -> dict:
+    """(g): after ``since``, exactly one message whose subject starts with
+    ``subject`` to each follower ("Your seat in X – Event"), and no other
+    message to anyone under the scenario's tag."""
+    followers = {address.lower() for address in followers}
+    missing, twice, other = [], [], []
+    for address in sorted({a for a in log.by_address if a.split("-", 1)[0] == tag} | followers):
+        late = [i for i in log.by_address.get(address, []) if log.records[i][0] >= since]
+        subjects = [str(parse(log.raw(i))["Subject"]) for i in late]
+        seats = [s for s in subjects if s.startswith(subject)]
+        if address in followers and not seats:
+            missing.append(address)
+        if len(seats) > 1:
+            twice.append(address)
+        other += [f"{address}: {s}" for s in subjects if not s.startswith(subject) or address not in followers]
+    return {"expected": len(followers), "missing": len(missing), "more_than_once": len(twice),
+            "other_mail": len(other), "examples": missing[:3] + twice[:3] + other[:3],
+            "exact": not (missing or twice or other)}

@@ -43,6 +43,7 @@ DERIVED = {
     "accept_all.p50": lambda r: accept_all(r, "p50"),
     "accept_all.p99": lambda r: accept_all(r, "p99"),
     "no_5xx": lambda r: None if "http" not in r else not any(k.startswith("5") for k in r["http"]),
+    "merged": lambda r: [f"{', '.join(m['scenarios'])} ({m['started']})" for m in r.get("merged_runs", [])] or None,
     "no_error": lambda r: None if "http" not in r else set(r["http"]) <= {"202"},
 }
 # (row label, dotted path into a scenario's result[, "check": a False is shown in bold])
@@ -103,6 +104,22 @@ REMINDER_ROWS = [
     ("**reminders per second**", "rates.reminders_per_s"),
     ("one reminder each, none missing", "checks.exact", "check"),
     ("languages / distinct subjects", "checks.languages,checks.distinct_subjects"),
+    ("CPU s of the whole machine / of other work on it", "machine.busy_cpu_s,machine.other_work_cpu_s"),
+]
+SESSION_ROWS = [
+    ("finished within the time limit", "complete", "check"),
+    ("followers (confirmed, registered without sessions)", "followers"),
+    ("setup: s to register, decide and confirm them all", "setup_s"),
+    ("PATCH answered (s)", "seconds.patch_answered"),
+    ("followers holding the new session / told of it", "enrolled,told"),
+    ("s to every follower enrolled (server updated_at)", "seconds.all_enrolled"),
+    ("s to every follower enrolled (polled list, ~1 s resolution)", "seconds.all_enrolled_observed"),
+    ("s to the first / last \"Your seat in\" email", "seconds.first_told,seconds.all_told"),
+    ("**followers enrolled per second**", "rates.enrolled_per_s"),
+    ("**followers told per second**", "rates.told_per_s"),
+    ("the same PATCH again: HTTP status / ms", "repeat_patch.status,repeat_patch.ms"),
+    ("one \"Your seat in\" email each, nobody else mailed, after both PATCHes", "checks.exact", "check"),
+    ("missing / twice / other mail", "checks.missing,checks.more_than_once,checks.other_mail"),
     ("CPU s of the whole machine / of other work on it", "machine.busy_cpu_s,machine.other_work_cpu_s"),
 ]
 STAGES = [("POST → 202", "post_to_202"), ("202 → decision (server updated_at)", "202_to_decision"),
@@ -180,6 +197,8 @@ SUMMARY = [
     ("(c) POST to decision p99 (ms)", "c", "stages.post_to_decision.p99"),
     ("(d) reminders per second", "d", "rates.reminders_per_s"),
     ("(f) seats confirmed and emailed per second, SQLite", "f", "rates.confirmed_and_emailed_per_s"),
+    ("(g) followers enrolled in a new session per second", "g", "rates.enrolled_per_s"),
+    ("(g) followers told of their seat per second", "g", "rates.told_per_s"),
 ]
 
 
@@ -199,7 +218,7 @@ def summary(runs: dict) -> str:
 # -- sections ----------------------------------------------------------------------------------
 def conditions(runs: dict) -> str:
     rows = [
-        ("date (UTC)", "started"), ("scenarios re-run later and merged in", "merged_runs"),
+        ("date (UTC)", "started"), ("scenarios re-run later and merged in", "merged"),
         ("scale (1 = the full counts)", "scale"),
         ("time limit per scenario (s)", "time_limit_s"),
         ("cores", "conditions.machine.cores"), ("CPU", "conditions.machine.cpu_model"),
@@ -234,7 +253,8 @@ def cpu_table(letter: str, runs: dict, key: str = "cpu_ms_per_registration") -> 
         body.append([process, show(b), show(a), ratio(b, a)])
     totals = [sum((get(r, key) or {}).values()) if r else None for r in (before, after)]
     body.append(["**all**", show(totals[0]), show(totals[1]), ratio(*totals)])
-    return table(["CPU ms per " + ("reminder" if "reminder" in key else "registration"),
+    unit = "reminder" if "reminder" in key else "follower" if "follower" in key else "registration"
+    return table(["CPU ms per " + unit,
                   "before", "after", "after ÷ before"], body)
 
 
@@ -322,6 +342,14 @@ SCENARIOS = [
      "scheduled_messages SET due_at = now() WHERE state = 'pending' AND kind = 'reminder' AND "
      "event_slug = …`. Times run from that UPDATE (REMINDER_POLL_SECONDS = 1).",
      REMINDER_ROWS),
+    ("g", "(g) a session added to a series followed by 5,000 people",
+     "The bench registers the followers (no `sessions` in the body: they follow the series), waits "
+     "for every confirmation email and a quiet sink, then adds a session with `PATCH "
+     "/api/v1/events/{slug}` (the old sessions and the new one). Times run from that PATCH: until "
+     "every follower's registration holds the new session, and until each has one \"Your seat in "
+     "…\" email. Then the same PATCH again, and after 5 s of quiet the check: exactly one such "
+     "email each, nothing else to anyone of the event.",
+     SESSION_ROWS),
 ]
 
 
@@ -344,6 +372,8 @@ def document(runs: dict) -> str:
         parts += [f"\n**{title}**\n", cpu_table(letter, runs)]
     parts += ["\n**(d)**, per reminder, from the UPDATE to the last reminder\n",
               cpu_table("d", runs, "cpu_ms_per_reminder")]
+    parts += ["\n**(g)**, per follower, from the PATCH to the last email\n",
+              cpu_table("g", runs, "cpu_ms_per_follower")]
     parts += ["\n## (f) the same as (a) on the SQLite default\n",
               compare(RUSH_ROWS, scenario(runs, "before", "f"), scenario(runs, "after", "f"))]
     parts += ["\n## Where the time goes\n",

@@ -1,10 +1,10 @@
 """make bench: the registration pipeline under load, on the real system.
 
-    python -m bench [--scenarios a,b,c,d,f] [--scale 1] [--label after] [--out FILE]
+    python -m bench [--scenarios a,b,c,d,f,g] [--scale 1] [--label after] [--out FILE]
                     [--time-limit 600] [--profile DIR] [--no-report]
     python -m bench --report-only        # re-render docs/benchmarks.md from bench/results/
 
-Scenarios a-d run on one stack on PostgreSQL, f on a fresh one on SQLite.
+Scenarios a-d and g run on one stack on PostgreSQL, f on a fresh one on SQLite.
 Results go to bench/results/<label>.json (rewritten after each scenario, so a
 cut-off run keeps what it measured); then docs/benchmarks.md is rendered from
 before.json and after.json (see bench/report.py).
@@ -41,13 +41,14 @@ from tests.support.stack import Stack  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 # (c), the open loop, runs last on its stack: on a system slower than 300/s it
 # leaves a backlog that would run into whatever came next.
-ORDER = "abdcf"
+ORDER = "abdgcf"
 CONNECTIONS = 512     # the client's pool; closed-loop scenarios use at most their worker count
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default="a,b,c,d,f", help="which of a,b,c,d,f (e is measured in all)")
+    parser.add_argument("--scenarios", default="a,b,c,d,f,g",
+                        help="which of a,b,c,d,f,g (e is measured in all)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every count (0.05: a smoke run)")
     parser.add_argument("--label", default="after", help="before or after: names the results file")
     parser.add_argument("--out", type=Path, help="results file (default bench/results/<label>.json)")
@@ -117,14 +118,19 @@ async def run_scenarios(stack, database: str, letters: list[str], results: dict,
     probe = system.Probe(stack, stack.smtp.pid)
     ctx = Context(stack, api, stack.smtp.log(), probe, args.scale, args.time_limit,
                   args.profile if args.profile else None)
-    results["memory"][f"{database} idle"] = probe.memory()
+    # A merged run keeps its figures apart: the report's memory table and the
+    # conditions describe the run the file was started by.
+    merged = results["merged_runs"][-1] if args.merge and results.get("merged_runs") else None
+    memory = results["memory"] if merged is None else merged.setdefault("memory", {})
+    memory[f"{database} idle"] = probe.memory()
     try:
         for letter in letters:
             results["scenarios"][letter] = await run_one(ctx, letter, database, last=letter == letters[-1])
-            results["memory"][f"{database} after {letter}"] = probe.memory()
+            memory[f"{database} after {letter}"] = probe.memory()
             save(results, args.out)
         if database == "postgres":
-            results["conditions"]["queues"] = system.queue_durability(stack.vhost.name)
+            (results["conditions"] if merged is None else merged)["queues"] = \
+                system.queue_durability(stack.vhost.name)
     finally:
         await api.close()
 
@@ -168,7 +174,8 @@ def new_results(args) -> dict:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     if args.merge and args.out.exists():
         results = json.loads(args.out.read_text())
-        results.setdefault("merged_runs", []).append({"started": started, "scenarios": args.scenarios})
+        results.setdefault("merged_runs", []).append({"started": started, "scenarios": args.scenarios,
+                                                      "code": system.code_version()})
         return results
     return {"label": args.label, "scale": args.scale, "time_limit_s": args.time_limit, "started": started,
             "conditions": conditions(), "scenarios": {}, "memory": {}}

@@ -5,6 +5,7 @@ mailed, and returns its figures as a dict.
 (a) and (f): a closed-loop rush for half as many seats as attempts, no
 waiting list. (b): a bigger rush with a waiting list. (c): open loop at a
 fixed rate. (d): reminders of thousands of attendees falling due at once.
+(g): a session added to a series thousands follow, each told of their seat.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.support.documents import event_document
 
 from . import mailcheck, profiling, system, timing
 from .client import Api, Attempt, paced, rush, status_counts
+from .mailcheck import is_decision
 from .sink import SinkLog, kind_of
 from .watch import Watch, log_line
 
@@ -262,7 +264,148 @@ async def reminders_due(ctx: Context, slug: str, tag: str, count: int) -> dict:
             "cpu_ms_per_reminder": per_registration(spent, max(1, count)), "machine": machine}
 
 
-SCENARIOS = {"a": scenario_a, "b": scenario_b, "c": scenario_c, "d": scenario_d, "f": scenario_f}
+# -- (g): a session added to a series that thousands follow ------------------------------------
+NEW_SESSION_SLUG = "w-new"
+NEW_SESSION_TITLE = "New webinar"
+# session_added.txt.j2, English, outcome "seated"; the mailer adds " – <event title>"
+SEAT_SUBJECT = f"Your seat in {NEW_SESSION_TITLE}"
+
+
+def series_event(slug: str) -> tuple[dict, dict]:
+    """An online series with unlimited seats and one session, and the session
+    the organiser adds later."""
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+
+    def session(session_slug: str, title: dict, days: int) -> dict:
+        begins = starts + timedelta(days=days)
+        return {"slug": session_slug, "title": title, "starts_at": begins.isoformat(),
+                "ends_at": (begins + timedelta(hours=1)).isoformat()}
+
+    document = event_document(slug=slug, capacity=None, waitlist=True,
+                              sessions=[session("w-1", {"en": "First webinar"}, 0)])
+    return document, session(NEW_SESSION_SLUG, {"en": NEW_SESSION_TITLE}, 7)
+
+
+async def scenario_g(ctx: Context) -> dict:
+    count = ctx.scaled(5000)
+    slug, tag = new_event("g")
+    document, new_session = series_event(slug)
+    await ctx.api.create_event(document)
+    bodies = bodies_for(tag, count)           # no "sessions": each one follows the series
+    log_line(f"[g] registering {count} followers (event {slug})")
+    setup_started = time.time()
+    _, _, registered, _ = await drive(ctx, "g setup", slug, tag,
+                                      lambda out: rush(ctx.api, slug, bodies, 16, out), count,
+                                      done=Watch.all_decided_and_mailed)
+    rows = await ctx.api.registrations(slug)
+    followers = {row["email"].lower() for row in rows if row["status"] == "confirmed"}
+    result: dict = {"followers": len(followers), "attempts": count,
+                    "setup_s": round(time.time() - setup_started, 1), "setup_complete": registered,
+                    "registrations_before": _statuses(rows),
+                    "following": sum(bool(row.get("follows")) for row in rows)}
+    result["setup_drain_s"] = await drain(ctx)
+    changes = {"sessions": [*document["sessions"], new_session]}
+    log_line(f"[g] {len(followers)} followers confirmed and mailed; adding session {NEW_SESSION_SLUG}")
+    timed = await session_added(ctx, slug, tag, changes, followers)
+    since = timed.pop("since")
+    result.update(timed)
+    # The same PATCH again: nothing new to add, so nobody is to be mailed again.
+    again_sent = time.time()
+    status, body = await ctx.api.update_event(slug, changes)
+    result["repeat_patch"] = {"status": status, "ms": round((time.time() - again_sent) * 1000, 1)}
+    if status != 200:
+        result["repeat_patch"]["body"] = body[:300]
+    await asyncio.sleep(5.0)                  # at least 5 s for a second email to show, then quiet
+    result["repeat_drain_s"] = 5.0 + await drain(ctx)
+    rows = await ctx.api.registrations(slug)
+    result["registrations"] = _statuses(rows)
+    result["checks"] = mailcheck.check_session_seats(ctx.log, followers, since, SEAT_SUBJECT, tag)
+    result["checks"]["all_enrolled"] = all(
+        NEW_SESSION_SLUG in (row.get("sessions") or []) for row in rows if row["email"].lower() in followers)
+    result["checks"]["repeat_patch_ok"] = status == 200
+    result["checks"]["exact"] = (result["checks"]["exact"] and result["checks"]["all_enrolled"]
+                                 and result["checks"]["repeat_patch_ok"])
+    return result
+
+
+def _statuses(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
+
+
+def _enrolled(rows: list[dict], followers: set[str]) -> list[dict]:
+    return [row for row in rows
+            if row["email"].lower() in followers and NEW_SESSION_SLUG in (row.get("sessions") or [])]
+
+
+async def session_added(ctx: Context, slug: str, tag: str, changes: dict, followers: set[str]) -> dict:
+    """The timed part of (g): from the PATCH that adds the session until every
+    follower holds a seat in it (registrations list) and has its email (sink)."""
+    count = len(followers)
+    window = system.Window(ctx.probe)
+    since = time.time()
+    status, body = await ctx.api.update_event(slug, changes)
+    patched = time.time()
+    if status != 200:
+        raise RuntimeError(f"adding the session: {status} {body[:300]}")
+    enrolment: dict = {"count": 0, "polls": 0}
+
+    async def poll_enrolment() -> None:
+        """The registrations list, again and again, until every follower has the session."""
+        while True:
+            try:
+                rows = await ctx.api.registrations(slug, tries=1)
+            except RuntimeError:
+                await asyncio.sleep(1.0)
+                continue
+            seen = time.time()
+            enrolled = _enrolled(rows, followers)
+            enrolment.update(count=len(enrolled), polls=enrolment["polls"] + 1)
+            if len(enrolled) >= count:
+                enrolment.update(observed=seen, rows=enrolled)
+                return
+            await asyncio.sleep(0.5)
+
+    def progress(watch: Watch) -> None:
+        watch.label = f"g enrolled {enrolment['count']}/{count}"
+
+    poller = asyncio.create_task(poll_enrolment())
+    is_news = lambda record: record[0] >= since and is_decision(record[3])  # noqa: E731
+    watch = Watch(ctx.api, ctx.log, "g", slug, tag, [], count, counts_as_mail=is_news)
+    complete = await watch.until(lambda w: len(w.mailed) >= count and poller.done(), since + ctx.limit,
+                                 on_stats=progress)
+    spent, machine = window.close()
+    if not poller.done():
+        poller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await poller
+    enrolled_rows = enrolment.get("rows") or []
+    # The registration service's updated_at of each follower's row is when it took the seat.
+    updated = [timing.epoch(row["updated_at"]) for row in enrolled_rows]
+    arrivals = sorted(watch.mailed.values())
+    told = timing.seconds_since(since, arrivals)
+    enrolled = timing.seconds_since(since, updated) if enrolled_rows else None
+    observed = round(enrolment["observed"] - since, 3) if "observed" in enrolment else None
+    in_order = sorted(enrolled_rows, key=lambda row: row.get("created_at") or "")
+    out_of_order = sum(timing.epoch(a["updated_at"]) > timing.epoch(b["updated_at"])
+                       for a, b in zip(in_order, in_order[1:], strict=False))
+    return {"since": since, "complete": complete, "patch_status": status,
+            "enrolled": enrolment["count"], "told": len(arrivals), "enrolment_polls": enrolment["polls"],
+            "enrolled_out_of_registration_order": out_of_order,
+            "seconds": {"patch_answered": round(patched - since, 3),
+                        "all_enrolled": enrolled, "all_enrolled_observed": observed,
+                        "first_told": round(arrivals[0] - since, 3) if arrivals else None,
+                        "all_told": told},
+            "rates": {"enrolled_per_s": timing.per_second(len(enrolled_rows), enrolled),
+                      "told_per_s": timing.per_second(len(arrivals), told)},
+            "cpu_s": {group: round(seconds, 2) for group, seconds in spent.items()},
+            "cpu_ms_per_follower": per_registration(spent, max(1, count)), "machine": machine}
+
+
+SCENARIOS = {"a": scenario_a, "b": scenario_b, "c": scenario_c, "d": scenario_d, "f": scenario_f,
+             "g": scenario_g}
 
 
 async def drain(ctx: Context, quiet: float = 5.0, limit: float = 300.0) -> float:
