@@ -10,7 +10,9 @@ people joined it (``queue_seq``, from the event's one counter).
 """
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select, update
+from collections import Counter
+
+from sqlalchemy import delete, insert, select, update
 
 from shared.contracts import (
     RegistrationUnfollowed,
@@ -64,7 +66,7 @@ def _place(session, outbox, event, rows, added: list[str], reason: SessionReason
     pools = pools or store.pools(session, slug)
     before = {key: pool.used for key, pool in pools.items()}
     waits = store.waits_of(session, slug)
-    lines = _line_lengths(session, slug)
+    lines = Counter(s for slugs in waits.values() for s in slugs)     # how many wait, per session
     words = store.SessionWords(session, outbox, waits)
     queue_seq = store.next_seq(session, slug, len(rows) * len(added))
     new_waits = []
@@ -78,9 +80,8 @@ def _place(session, outbox, event, rows, added: list[str], reason: SessionReason
             elif outcome == Status.WAITLISTED:
                 mine.append(added_slug)
                 mine.sort()
-                lines[added_slug] = position = lines.get(added_slug, 0) + 1
-                new_waits.append({"registration_id": row.registration_id, "session": added_slug,
-                                  "event_slug": slug, "queue_seq": queue_seq})
+                lines[added_slug] = position = lines[added_slug] + 1
+                new_waits.extend(wait_rows(slug, row.registration_id, [added_slug], queue_seq))
                 queue_seq += 1
             words.say(row, held, SessionOutcome(session=added_slug, outcome=OUTCOMES[outcome],
                                                 reason=reason, position=position))
@@ -168,16 +169,17 @@ def join_lines(session, slug: str, registration_id: str, sessions: list[str]) ->
     """A follower just seated waits for these sessions, behind everyone in line."""
     if sessions:
         first = store.next_seq(session, slug, len(sessions))
-        session.execute(insert(session_waits), [
-            {"registration_id": registration_id, "session": s, "event_slug": slug,
-             "queue_seq": first + i} for i, s in enumerate(sessions)])
+        session.execute(insert(session_waits), wait_rows(slug, registration_id, sessions, first))
+
+
+def wait_rows(slug: str, registration_id: str, sessions: list[str], first_seq: int) -> list[dict]:
+    """``session_waits`` rows: the registration in each session's line, in
+    the order given, numbered from ``first_seq``."""
+    return [{"registration_id": registration_id, "session": s, "event_slug": slug,
+             "queue_seq": first_seq + i} for i, s in enumerate(sessions)]
 
 
 def leave_lines(session, registration_id: str) -> None:
     """A registration that gave its seat up waits for no session either."""
     session.execute(delete(session_waits).where(session_waits.c.registration_id == registration_id))
 
-
-def _line_lengths(session, slug: str) -> dict[str, int]:
-    return dict(session.execute(select(session_waits.c.session, func.count()).where(
-        session_waits.c.event_slug == slug).group_by(session_waits.c.session)).all())

@@ -142,9 +142,7 @@ def _reserve_for_event(session, outbox, slug, requests):
             if request.follows:      # sessions added since the registration was stored
                 held, waiting = _follow_on(pools, request.sessions, [], event.waitlist)
                 row["sessions"] = held
-                waits.extend({"registration_id": request.registration_id, "session": s,
-                              "event_slug": slug, "queue_seq": next_seq + i}
-                             for i, s in enumerate(waiting))
+                waits.extend(programme.wait_rows(slug, request.registration_id, waiting, next_seq))
                 next_seq += len(waiting)
         elif outcome == Status.WAITLISTED:
             row["queue_seq"] = row["arrival_seq"]

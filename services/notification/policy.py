@@ -48,10 +48,12 @@ def status_changes(session: Session, event_for, changes: list[tuple[Registration
     return deliveries.enqueue_many(session, rows)
 
 
-def _reconcile_reminders(session: Session, changes: list[RegistrationStatusChanged], event_of) -> None:
+def _reconcile_reminders(session: Session, changes: list[RegistrationStatusChanged], event_of,
+                         unsubscribed: set[str] | None = None) -> None:
     """Bring pending reminders in line with each registration's status; an
-    attendee who unsubscribed has none."""
-    unsubscribed = recipients.unsubscribed(session, [change.registration_id for change in changes])
+    attendee who unsubscribed (``unsubscribed``, when the caller knows) has none."""
+    if unsubscribed is None:
+        unsubscribed = recipients.unsubscribed(session, [c.registration_id for c in changes])
     schedule.reconcile_many(session, [
         (event_of(change), change.registration_id,
          None if change.registration_id in unsubscribed else change.status,
@@ -127,7 +129,7 @@ def event_changed(session: Session, before: EventSpec | None, after: EventSpec, 
                 draft = messages.compose_offer(after, change, slug)
                 rows.append(_delivery(after, change, f"offered:{change.registration_id}:{slug}",
                                       "session_added", draft, current_correlation_id(), bulk=True))
-    _reconcile_reminders(session, everyone, lambda change: after)
+    _reconcile_reminders(session, everyone, lambda change: after, unsubscribed)
     return deliveries.enqueue_many(session, rows) > 0
 
 

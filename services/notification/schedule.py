@@ -121,6 +121,7 @@ def added_sessions(before: EventSpec, after: EventSpec) -> list[str]:
 
 
 def cancelled_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    listed = {s.slug for s in after.sessions}
     return [slug for slug in before.open_sessions if slug not in after.open_sessions
-            and slug in {s.slug for s in after.sessions}]
+            and slug in listed]
 
