@@ -66,16 +66,26 @@ class Api:
             return None
 
     async def registrations(self, slug: str, tries: int = 5) -> list[dict]:
+        """Every registration of the event, a page of 1,000 at a time (the
+        Link header names the next)."""
+        rows: list[dict] = []
+        url: str | None = f"{self.base_url}/api/v1/events/{slug}/registrations?limit=1000"
+        while url:
+            page, url = await self._page(url, tries)
+            rows += page
+        return rows
+
+    async def _page(self, url: str, tries: int = 5) -> tuple[list[dict], str | None]:
         for attempt in range(tries):
             try:
-                async with self.admin.get(f"{self.base_url}/api/v1/events/{slug}/registrations",
-                                            headers=self.admin_headers) as response:
+                async with self.admin.get(url, headers=self.admin_headers) as response:
                     if response.status == 200:
-                        return await response.json()
+                        following = response.links.get("next")       # made absolute
+                        return await response.json(), str(following["url"]) if following else None
             except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(2 + attempt * 3)
-        raise RuntimeError(f"could not list the registrations of {slug}")
+        raise RuntimeError(f"could not read {url}")
 
     async def register(self, slug: str, body: dict, attempt: Attempt) -> Attempt:
         url = f"{self.base_url}/api/v1/events/{slug}/registrations"

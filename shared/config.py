@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from nameko.extensions import DependencyProvider
 
-from shared import countries
+from shared import countries, tokens
 from shared.countries import CountryNames
 
 SERVICES = ("gateway", "registration", "capacity", "notification")
@@ -145,6 +145,8 @@ class Settings:
     webhook_allow_private: bool
     # "Registration received" goes out only if the decision takes longer.
     received_notice_seconds: float
+    # Days after an event's last session when its attendees' personal data is erased.
+    retention_days: float
     # Seconds before each retry of a failed message; then the dead-letter queue.
     handler_retry_delays: tuple[float, ...]
     # classic or quorum (docs/reliability.md); changing it for existing queues
@@ -193,6 +195,7 @@ class Settings:
             trust_forwarded_for=_flag("TRUST_FORWARDED_FOR"),
             webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE"),
             received_notice_seconds=_number("RECEIVED_NOTICE_SECONDS", 20.0),
+            retention_days=_positive("RETENTION_DAYS", 180.0),
             handler_retry_delays=_floats("HANDLER_RETRY_DELAYS", "1,5,30,120"),
             event_queue_type=_choice("EVENT_QUEUE_TYPE", "classic", ("classic", "quorum")),
             startup_wait_seconds=_number("STARTUP_WAIT_SECONDS", 10.0),
@@ -209,7 +212,14 @@ class Settings:
 
     @cached_property
     def secret_key(self) -> str:
-        return stored_secret("secret_key", "SECRET_KEY")
+        """SECRET_KEY as it is: one key, or several separated by commas (the
+        first signs, every one verifies: shared/tokens.py)."""
+        value = stored_secret("secret_key", "SECRET_KEY")
+        try:
+            tokens.secret_keys(value)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+        return value
 
     def nameko_config(self) -> dict:
         """The dict nameko's container reads; our own keys ride along in it."""

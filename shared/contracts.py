@@ -27,6 +27,8 @@ REGISTRATION_CONFIRMED = "registration.confirmed"      # registration -> capacit
 SESSION_REQUESTED = "registration.session_requested"   # registration -> capacity (an attendee adds one)
 REGISTRATION_UNFOLLOWED = "registration.unfollowed"    # registration -> capacity (no more added sessions)
 REGISTRATION_STATUS_CHANGED = "registration.status_changed"  # registration -> notification
+REGISTRATION_ERASED = "registration.erased"            # registration -> notification
+ANNOUNCEMENT_REQUESTED = "announcement.requested"      # registration -> notification
 SEAT_DECIDED = "seat.decided"                          # capacity -> registration
 
 
@@ -122,6 +124,27 @@ class RegistrationUnfollowed(Contract):
     TYPE: ClassVar[str] = REGISTRATION_UNFOLLOWED
     registration_id: str
     event_slug: str
+
+
+class RegistrationErased(Contract):
+    """The attendee's personal data is gone from registration: every copy
+    elsewhere (snapshots, message bodies, webhook payloads) goes too. The
+    seat, if any, was released first by ``RegistrationCancelled``."""
+    TYPE: ClassVar[str] = REGISTRATION_ERASED
+    registration_id: str
+    event_slug: str
+
+
+class AnnouncementRequested(Contract):
+    """An organiser's message to every attendee with a seat, recorded (and
+    audited) by registration; ``announcement_id`` makes a repeat one message.
+    ``subject`` and ``body`` map a language to its text; the event's default
+    language is always there."""
+    TYPE: ClassVar[str] = ANNOUNCEMENT_REQUESTED
+    announcement_id: str
+    event_slug: str
+    subject: dict[str, str]
+    body: dict[str, str]
 
 
 SessionVerdict = Literal["seated", "waitlisted", "refused", "cancelled"]

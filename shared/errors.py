@@ -17,6 +17,20 @@ class DomainError(Exception):
 
 
 @deserialize_to_instance
+class NotAuthenticated(DomainError):
+    """No valid key (unknown, malformed or revoked)."""
+    status = 401
+    title = "Unauthorized"
+
+
+@deserialize_to_instance
+class Forbidden(DomainError):
+    """A valid key without the scope the action needs."""
+    status = 403
+    title = "Forbidden"
+
+
+@deserialize_to_instance
 class NotFound(DomainError):
     status = 404
     title = "Not found"
@@ -33,6 +47,13 @@ class Invalid(DomainError):
     """The request is well-formed but its content is wrong; ``fields`` says where."""
     status = 422
     title = "Validation failed"
+
+
+@deserialize_to_instance
+class BadQuery(DomainError):
+    """A query parameter names nothing there is (a cursor of another list, say)."""
+    status = 400
+    title = "Bad query parameter"
 
 
 @deserialize_to_instance

@@ -80,6 +80,25 @@ class Outbox:
         return [row["message_id"] for row in rows]
 
 
+def scrub_attendees(session: Session, table: Table, **about: str) -> int:
+    """Blank the attendee's name and address in the messages (sent or not)
+    whose data says ``about`` (``registration_id=…`` or ``event_slug=…``):
+    after an erasure no copy stays in the outbox. Returns how many."""
+    [(field, value)] = about.items()
+    needle = json.dumps({field: value})[1:-1]           # the pair as envelope() writes it
+    rows = session.execute(select(table.c.id, table.c.body).where(
+        table.c.body.contains(needle, autoescape=True))).all()
+    scrubbed = 0
+    for row in rows:
+        body = json.loads(row.body)
+        attendee = body["data"].get("attendee")
+        if body["data"].get(field) == value and attendee:
+            attendee.update(name="", email="")
+            session.execute(update(table).where(table.c.id == row.id).values(body=json.dumps(body)))
+            scrubbed += 1
+    return scrubbed
+
+
 class OutboxRelay(BackgroundLoop):
     """Relays a service's outbox: woken after each worker that wrote to it, and
     every second regardless (rows left by a crash, rows not routable yet).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 from zoneinfo import ZoneInfo, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
@@ -233,6 +233,33 @@ class RegistrationRequest(Strict):
             return validate_email(value, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             raise ValueError(str(exc)) from None
+
+
+class DetailsChange(Strict):
+    """What an attendee may change of their registration; ``answers``
+    replaces every answer."""
+    name: Text | None = None
+    language: Language | None = None
+    timezone: TimeZoneName | None = None
+    answers: dict[Slug, LongText | bool] | None = Field(default=None, max_length=50)
+
+
+# What a key may do: create and change events; read lists, exports and
+# answers; send announcements; check people in; manage keys and read the audit.
+Scope = Literal["events", "registrations", "announce", "check-in", "keys"]
+SCOPES: tuple[str, ...] = get_args(Scope)
+
+
+class OrganisationRequest(Strict):
+    slug: Slug
+    name: Text
+
+
+class KeyRequest(Strict):
+    """``events``: the key reaches only these events of the organisation."""
+    name: Text
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
+    events: Annotated[list[Slug], Field(min_length=1, max_length=1000)] | None = None
 
 
 def field_errors(exc) -> list[dict]:

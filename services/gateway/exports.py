@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 COLUMNS = ("id", "status", "name", "email", "language", "timezone", "country", "country_name",
            "category", "sessions", "follows", "sessions_waiting", "sessions_cancelled",
@@ -24,18 +24,22 @@ def cell(value) -> str:
     return text
 
 
-def registrations_csv(rows: list[dict], questions: list[str],
-                      country_name: Callable[[str], str]) -> str:
-    """One row per registration; ``country_name``: a country's name for
-    the organisers (shared.countries), next to its code."""
+def registrations_csv(pages: Iterable[list[dict]], questions: list[str],
+                      country_name: Callable[[str], str]) -> Iterator[str]:
+    """The header, then the rows of each page as it comes: one row per
+    registration; ``country_name``: a country's name for the organisers
+    (shared.countries), next to its code."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*COLUMNS, *(f"answer:{slug}" for slug in questions)])
-    for row in rows:
-        answers = row.get("answers") or {}
-        refusal = row.get("undeliverable")
-        row = {**row, "undeliverable": refusal and f"{refusal['refused_at']}: {refusal['reason']}",
-               "country_name": row.get("country") and country_name(row["country"])}
-        writer.writerow([cell(row.get(column)) for column in COLUMNS]
-                        + [cell(answers.get(slug)) for slug in questions])
-    return buffer.getvalue()
+    for rows in pages:
+        for row in rows:
+            answers = row.get("answers") or {}
+            refusal = row.get("undeliverable")
+            row = {**row, "country_name": row.get("country") and country_name(row["country"]),
+                   "undeliverable": refusal and f"{refusal['refused_at']}: {refusal['reason']}"}
+            writer.writerow([cell(row.get(column)) for column in COLUMNS]
+                            + [cell(answers.get(slug)) for slug in questions])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 from functools import cache
+from urllib.parse import urlencode
 
 import eventlet
 from amqp.exceptions import AMQPError
@@ -63,7 +64,18 @@ def answer(shape, data, status: int = 200, headers: dict | None = None,
                     headers=headers or {})
 
 
-def attachment(body: str, mimetype: str, filename: str) -> Response:
+def next_link(request: Request, cursor: str | None) -> dict:
+    """The Link header (RFC 8288) naming the next page, if there is one: this
+    request's URL (relative, so it holds behind any proxy) with ``after``."""
+    if cursor is None:
+        return {}
+    query = urlencode([*((k, v) for k, v in request.args.items(multi=True) if k != "after"),
+                       ("after", cursor)])
+    return {"Link": f'<{request.path}?{query}>; rel="next"'}
+
+
+def attachment(body, mimetype: str, filename: str) -> Response:
+    """``body``: text, or an iterable of text streamed as it comes."""
     return Response(body, mimetype=mimetype,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -96,20 +108,27 @@ def validate(model: type[BaseModel], data: dict) -> BaseModel:
                       fields=field_errors(exc)) from None
 
 
-def require_admin(request: Request, admin_key: str) -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), admin_key.encode()):
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="organisers"'}
+
+
+def bearer_key(request: Request) -> str | None:
+    """The key of ``Authorization: Bearer <key>``, if the request has one."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip()
+    return given if scheme.lower() == "bearer" and given.isascii() and given else None
+
+
+def require_bearer(request: Request) -> str:
+    key = bearer_key(request)
+    if key is None:
         raise Problem(401, "Unauthorized", "an organiser API key is required",
-                      headers={"WWW-Authenticate": 'Bearer realm="organisers"'})
+                      headers=UNAUTHORIZED)
+    return key
 
 
-def is_admin(request: Request, admin_key: str) -> bool:
-    try:
-        require_admin(request, admin_key)
-        return True
-    except Problem:
-        return False
+def installation_key_or(key: str, admin_key: str) -> str | None:
+    """None for the installation key (ADMIN_API_KEY), else the key itself."""
+    return None if hmac.compare_digest(key.encode(), admin_key.encode()) else key
 
 
 def require_token(request: Request, secret_key: str, registration_id: str,
@@ -139,7 +158,8 @@ def call(method, *args, timeout: float = RPC_TIMEOUT, **kwargs):
         raise Problem(503, "Service unavailable", "the system is busy; try again",
                       headers={"Retry-After": "2"}) from None
     except DomainError as exc:
-        raise Problem(exc.status, exc.title, exc.detail, exc.fields) from None
+        raise Problem(exc.status, exc.title, exc.detail, exc.fields,
+                      headers=UNAUTHORIZED if exc.status == 401 else None) from None
     except UnknownService:
         raise Problem(503, "Service unavailable", "a service is not running yet",
                       headers={"Retry-After": "5"}) from None

@@ -112,9 +112,11 @@ class MissingTranslation(Answer):
 
 
 class Event(EventSpec):
-    """An event as stored; without the organiser key, no ``join_url`` and
-    ``revision``; with it, also ``seats`` and ``missing_translations``."""
+    """An event as stored; without an organiser key, no ``join_url``,
+    ``revision`` and ``organisation``; with one, also ``seats`` and
+    ``missing_translations``."""
     revision: int | None = None
+    organisation: str | None = None
     seats: Seats | None = None
     missing_translations: list[MissingTranslation] | None = None
 
@@ -184,6 +186,37 @@ class Webhook(Answer):
 class AnnouncementAccepted(Answer):
     id: str
     recipients: int
+
+
+class Organisation(Answer):
+    slug: str
+    name: str
+    created_at: Timestamp
+
+
+class ApiKey(Answer):
+    """``key``, the secret, only in the answer that creates it: keep it then."""
+    id: str
+    organisation: str
+    name: str
+    scopes: list[str]
+    events: list[str] | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
+    key: str | None = None
+
+
+class AuditEntry(Answer):
+    """Who (``key_id``, ``key_name``) did what (``action``, ``details``),
+    when, to which event. Registrations are named by id only."""
+    id: str
+    at: Timestamp
+    key_id: str
+    key_name: str
+    organisation: str | None
+    event: str | None
+    action: str
+    details: dict[str, Any]
 
 
 class Health(Answer):

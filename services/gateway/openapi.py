@@ -13,14 +13,22 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from pydantic import BaseModel, TypeAdapter
 
 from .models import ProblemDocument
-from .params import TOKEN
-from .routing import ATTENDEE, CONVERTERS, ORGANISER, UNSUBSCRIBER, HttpRoute
+from .params import TOKEN, TOKEN_OR_KEY
+from .routing import (
+    ATTENDEE,
+    ATTENDEE_OR_ORGANISER,
+    CONVERTERS,
+    ORGANISER,
+    UNSUBSCRIBER,
+    HttpRoute,
+)
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
     400: "Malformed JSON, a body that is not an object, or a bad query parameter or header",
-    401: "An organiser call without the right API key",
-    404: "Unknown event, or unknown registration or wrong token",
+    401: "An organiser call without a valid API key (unknown, malformed or revoked)",
+    403: "The key lacks the scope this call needs",
+    404: "Unknown event (or another organisation's), or unknown registration or wrong token",
     409: "Conflicts with the current state",
     413: "The body is larger than 64 KiB",
     415: "The body is not of a media type the route takes",
@@ -90,13 +98,16 @@ class Document:
             else:
                 responses[str(code)] = {"description": ERRORS[code], "content": {
                     "application/problem+json": {"schema": self.schema(ProblemDocument)}}}
-        params = ((TOKEN,) if route.caller in (ATTENDEE, UNSUBSCRIBER) else ()) + tuple(doc.params)
+        token = {ATTENDEE: (TOKEN,), UNSUBSCRIBER: (TOKEN,),
+                 ATTENDEE_OR_ORGANISER: (TOKEN_OR_KEY,)}.get(route.caller, ())
+        params = token + tuple(doc.params)
         operation = {
             "summary": doc.summary, "tags": [doc.tag or tag_of(route)],
             "parameters": [{"name": p.name, "in": p.where, "required": p.required,
                             "description": p.description, "schema": p.schema()} for p in params],
             "responses": responses,
-            "security": [{"organiserKey": []}] if route.caller == ORGANISER else [],
+            "security": {ORGANISER: [{"organiserKey": []}],
+                         ATTENDEE_OR_ORGANISER: [{}, {"organiserKey": []}]}.get(route.caller, []),
         }
         if doc.body is not None:
             operation["requestBody"] = {"required": True, "content": {
@@ -113,10 +124,12 @@ def tag_of(route: HttpRoute) -> str:
 def error_codes(route: HttpRoute, has_path_ids: bool) -> set[int]:
     """The errors a route can answer with, from what it is."""
     codes = {503, *route.doc.errors}
-    if has_path_ids or route.caller in (ATTENDEE, UNSUBSCRIBER):
+    if has_path_ids or route.caller in (ATTENDEE, UNSUBSCRIBER, ATTENDEE_OR_ORGANISER):
         codes.add(404)
-    if route.caller == ORGANISER:
+    if route.caller in (ORGANISER, ATTENDEE_OR_ORGANISER):
         codes.add(401)
+    if route.scope is not None:
+        codes.add(403)
     if route.doc.body is not None:
         codes |= {400, 413, 415, 422}
     if route.doc.params:
@@ -144,5 +157,6 @@ def document(service_cls) -> dict:
         "paths": paths,
         "components": {"schemas": built.schemas, "securitySchemes": {
             "organiserKey": {"type": "http", "scheme": "bearer",
-                             "description": "the ADMIN_API_KEY"}}},
+                             "description": "an organisation's key (evk_…), or the "
+                                            "installation key ADMIN_API_KEY"}}},
     }

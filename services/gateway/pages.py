@@ -13,10 +13,11 @@ from werkzeug.wrappers import Request, Response
 
 from shared.countries import CODES as COUNTRY_CODES
 from shared.countries import CountryNames
+from shared.countries import read as read_country_names
 from shared.dates import in_zones, moment, reader_locale
 from shared.i18n import environment, localized, translations
 from shared.languages import SUPPORTED_LANGUAGES
-from shared.statuses import ACTIVE, SEATED, Status
+from shared.statuses import ACTIVE, FINAL, SEATED, Status
 from shared.zones import place_name
 
 from . import choices
@@ -79,6 +80,17 @@ def language_name(code: str) -> str:
     return (Locale.parse(code).get_display_name(code) or code).capitalize()
 
 
+def language_choice(languages: list[str]) -> list[tuple[str, str]]:
+    """The event's languages, each named in its own words."""
+    return [(code, language_name(code)) for code in languages]
+
+
+def zone_choice(event: dict, language: str, countries: CountryNames) -> list[choices.ZoneGroup]:
+    """The zones the forms offer, with their offsets at the event's first session."""
+    first = min(datetime.fromisoformat(s["starts_at"]) for s in event["sessions"])
+    return choices.zone_groups(language, first.replace(second=0, microsecond=0), countries)
+
+
 def script_text(language: str) -> dict:
     """The words the registration page's script shows, in the page's language."""
     _ = translations(LOCALES, language).gettext
@@ -114,7 +126,7 @@ def register(request: Request, event: dict, countries: CountryNames) -> Response
         title=localized(event["title"], language, default), venue=event.get("venue"),
         format=event["format"], timezone=choices.chosen_zone(zone),
         zone_name=place_name(zone, language, label),
-        language_links=[(code, language_name(code)) for code in languages],
+        language_links=language_choice(languages),
         categories=[{"slug": c["slug"], "title": localized(c.get("title") or {default: c["slug"]},
                                                             language, default)}
                     for c in event["categories"]],
@@ -124,12 +136,18 @@ def register(request: Request, event: dict, countries: CountryNames) -> Response
                   for s, when in zip(event["sessions"], starts, strict=True)],
         # following means every open session, so it needs one to offer
         can_follow=any(not s.get("cancelled") for s in event["sessions"]),
-        questions=[{**q, "label": localized(q["label"], language, default)} for q in event["questions"]],
-        zones=choices.zone_groups(language, min(starts).replace(second=0, microsecond=0), countries),
+        questions=labelled_questions(event, language),
+        zones=zone_choice(event, language, countries),
         countries=countries.listing(language),
         page_data={"lang": language, "country": country, "text": script_text(language),
                    "endpoint": f"/api/v1/events/{event['slug']}/registrations"})
     return html(body)
+
+
+def labelled_questions(event: dict, language: str) -> list[dict]:
+    """The event's questions, each labelled in ``language``."""
+    default = event["languages"][0]
+    return [{**q, "label": localized(q["label"], language, default)} for q in event["questions"]]
 
 
 def manage_text(language: str) -> dict:
@@ -144,12 +162,22 @@ def manage_text(language: str) -> dict:
                            "waiting list in a moment."),
         "session_gone": _("This session can no longer be added."),
         "unfollowed": _("You no longer follow this series."),
+        # the details form and the erase button
+        "required": _("Please fill in this field."),
+        "invalid": _("Please check this field."),
+        "check": _("Please check the marked fields."),
+        "saved": _("Your changes are saved."),
+        "erased": _("Your registration and your personal data have been erased."),
     }
 
 
-def manage(registration: dict, event: dict, token: str, add: str | None = None) -> Response:
+def manage(registration: dict, event: dict, token: str, add: str | None = None,
+           countries: CountryNames | None = None) -> Response:
     """The attendee's page; ``add``: the session a message offered them
-    (?add=), shown first when it can be added."""
+    (?add=), shown first when it can be added. While the registration can
+    change, a form edits their name, language, zone and answers; in every
+    status a button erases it. ``countries``: the installation's names (the
+    zone list's search words), else the project's own."""
     language, country = registration["language"], registration.get("country")
     hold_ends = registration["hold_expires_at"]
     deadline = hold_ends and _when(hold_ends, registration, event)
@@ -159,8 +187,32 @@ def manage(registration: dict, event: dict, token: str, add: str | None = None) 
         deadline=deadline, title=localized(event["title"], language, event["languages"][0]),
         position=position and format_decimal(position, locale=reader_locale(language, country)),
         programme=programme(registration, event, add),
-        page_data={"id": registration["id"], "token": token, "text": manage_text(language)})
+        # a cancelled, rejected or expired registration no longer changes
+        details=None if registration["status"] in FINAL else
+        details(registration, event, countries or _project_countries()),
+        page_data={"id": registration["id"], "token": token, "lang": language,
+                   "text": manage_text(language)})
     return html(body)
+
+
+def details(registration: dict, event: dict, countries: CountryNames) -> dict:
+    """What the manage page's form offers and holds now: the event's
+    languages (theirs too, should the event no longer offer it), the zones
+    of the registration page, the questions and their current answers."""
+    language = registration["language"]
+    languages = list(event["languages"])
+    if language not in languages:
+        languages.append(language)
+    return {"languages": language_choice(languages),
+            "zones": zone_choice(event, language, countries),
+            "timezone": choices.chosen_zone(registration["timezone"]),
+            "questions": labelled_questions(event, language),
+            "answers": registration.get("answers") or {}}
+
+
+@cache
+def _project_countries() -> CountryNames:
+    return read_country_names(None)
 
 
 def _when(moment_text: str, registration: dict, event: dict) -> str:

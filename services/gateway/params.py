@@ -3,11 +3,13 @@ the handler reads it through the declaration (a Problem 400 when it is not
 valid) and the OpenAPI document describes it from the same declaration."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from werkzeug.wrappers import Request
 
 from shared.languages import SUPPORTED_LANGUAGES
+from shared.schemas import SLUG
 from shared.statuses import ALL
 
 from .http_api import Problem
@@ -71,6 +73,21 @@ class Choice(Param):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Pattern(Param):
+    """A value of a known shape: a slug, a cursor."""
+    pattern: str
+
+    def schema(self) -> dict:
+        return {"type": "string", "pattern": self.pattern}
+
+    def read(self, request: Request) -> str | None:
+        value = request.args.get(self.name)
+        if value is not None and not re.fullmatch(self.pattern, value):
+            raise self.bad("not a value this parameter takes")
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
 class Key(Param):
     """A client's key for repeats: the same key, the same outcome."""
     where = "header"
@@ -97,8 +114,15 @@ ADD = Param(name="add", description="a session's slug: the manage page shows it 
                                     "to add (the link of a message about a new session)")
 LANGUAGE = Choice(name="language", choices=SUPPORTED_LANGUAGES, required=True,
                   description="one of the event's languages")
+LIMIT = Number(name="limit", low=1, high=1000, default=100,
+               description="at most this many; a Link header (rel=next) names the next page")
+AFTER = Pattern(name="after", pattern="^[0-9a-f]{1,32}$",
+                description="the cursor of the next page, as the Link header gives it")
+EVENT_FILTER = Pattern(name="event", pattern=SLUG, description="only what was done to this event")
 # Read by the route itself (routing.py: attendee routes).
 TOKEN = Param(name="token", required=True,
               description="the attendee token from the registration's answer")
+TOKEN_OR_KEY = Param(name="token", description="the attendee token; without it, an organiser key "
+                                               "(Authorization) that reaches the registration")
 IDEMPOTENCY_KEY = Key(name="Idempotency-Key",
                       description="a repeat with the same key returns the first answer")

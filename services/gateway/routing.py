@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from eventlet.event import Event
-from nameko.extensions import SharedExtension
+from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -26,13 +26,16 @@ from shared.schemas import SLUG
 from shared.tokens import unsubscribe_token
 
 from . import limits, pages
-from .http_api import Problem, require_admin, require_token
+from .http_api import Problem, call, installation_key_or, require_bearer, require_token
 
 log = logging.getLogger(__name__)
 
 # Who may call a route. UNSUBSCRIBER: whoever holds the one-click unsubscribe
 # link of a bulk message (a mailbox provider, on its user's behalf).
+# ATTENDEE_OR_ORGANISER: the attendee's token, or an organiser key with the
+# route's scope that reaches the registration's event.
 PUBLIC, ORGANISER, ATTENDEE, UNSUBSCRIBER = "public", "organiser", "attendee", "unsubscriber"
+ATTENDEE_OR_ORGANISER = "attendee or organiser"
 
 
 class SlugConverter(BaseConverter):
@@ -65,6 +68,26 @@ class Doc:
     def __post_init__(self):
         if self.documented and not (self.summary and self.answers):
             raise TypeError("a documented route needs a summary and its answers")
+
+
+class Keys(DependencyProvider):
+    """``self.keys(request, slug=None, registration_id=None)``: the principal
+    of the request's organiser key (who, which organisation, scopes, events),
+    once registration, which keeps the keys, has found that it reaches the
+    event (or the registration's) with the route's scope; else 401, 403 or
+    404 (another organisation's event is not there). Asked on every call, so
+    a revoked key is refused at once by every gateway."""
+
+    def get_dependency(self, worker_ctx):
+        return partial(self.admit, worker_ctx)
+
+    def admit(self, worker_ctx, request: Request, slug: str | None = None,
+              registration_id: str | None = None) -> dict:
+        key = installation_key_or(require_bearer(request),
+                                  self.container.config["SETTINGS"].admin_api_key)
+        access = call(worker_ctx.service.registration.access, key, worker_ctx.entrypoint.scope,
+                      slug, registration_id)
+        return access["principal"]
 
 
 class RateLimit(SharedExtension):
@@ -155,9 +178,10 @@ class HttpRoute(HttpRequestHandler):
     server = ApiServer()
     rate_limit = RateLimit()
 
-    def __init__(self, method, url, *, caller=PUBLIC, rate_limited=False, page=False, **doc):
+    def __init__(self, method, url, *, caller=PUBLIC, scope=None, rate_limited=False, page=False,
+                 **doc):
         super().__init__(method, url, expected_exceptions=Problem)
-        self.caller, self.rate_limited, self.page = caller, rate_limited, page
+        self.caller, self.scope, self.rate_limited, self.page = caller, scope, rate_limited, page
         self.doc = Doc(**doc)
 
     def handle_request(self, request: Request) -> Response:
@@ -181,11 +205,14 @@ class HttpRoute(HttpRequestHandler):
         if self.rate_limited:
             self.rate_limit.admit(request)
         settings = self.server.settings
-        if self.caller == ORGANISER:
-            require_admin(request, settings.admin_api_key)
-        elif self.caller == ATTENDEE:
+        caller = self.caller
+        if caller == ATTENDEE_OR_ORGANISER:
+            caller = ATTENDEE if "token" in request.args else ORGANISER
+        if caller == ORGANISER:
+            require_bearer(request)       # what the key reaches: Keys, in the worker
+        elif caller == ATTENDEE:
             require_token(request, settings.secret_key, path_values["registration_id"])
-        elif self.caller == UNSUBSCRIBER:
+        elif caller == UNSUBSCRIBER:
             require_token(request, settings.secret_key, path_values["registration_id"],
                           make=unsubscribe_token)
 

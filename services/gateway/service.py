@@ -14,17 +14,38 @@ from shared.config import SettingsProvider
 from shared.logs import Correlation
 from shared.messaging import ReliableRpcProxy
 from shared.metrics import EntrypointMetrics
-from shared.schemas import AnnouncementRequest, EventSpec, RegistrationRequest, WebhookRequest
+from shared.schemas import (
+    AnnouncementRequest,
+    DetailsChange,
+    EventSpec,
+    KeyRequest,
+    OrganisationRequest,
+    RegistrationRequest,
+    WebhookRequest,
+)
 from shared.statuses import Status
 
 from . import exports, gathering, openapi, pages, views
-from .http_api import Problem, answer, attachment, call, call_or, is_admin, read_json, validate
+from .http_api import (
+    Problem,
+    answer,
+    attachment,
+    bearer_key,
+    call,
+    call_or,
+    next_link,
+    read_json,
+    validate,
+)
 from .models import (
     AnnouncementAccepted,
+    ApiKey,
+    AuditEntry,
     Event,
     EventPatch,
     Health,
     MessagePreview,
+    Organisation,
     Ready,
     Registration,
     RegistrationAccepted,
@@ -32,12 +53,25 @@ from .models import (
     Stats,
     Webhook,
 )
-from .params import ADD, FORMAT, IDEMPOTENCY_KEY, LANG, LANGUAGE, STATUS, WAIT
-from .routing import ATTENDEE, ORGANISER, UNSUBSCRIBER, route
+from .params import (
+    ADD,
+    AFTER,
+    EVENT_FILTER,
+    FORMAT,
+    IDEMPOTENCY_KEY,
+    LANG,
+    LANGUAGE,
+    LIMIT,
+    STATUS,
+    WAIT,
+)
+from .routing import ATTENDEE, ATTENDEE_OR_ORGANISER, ORGANISER, UNSUBSCRIBER, Keys, route
 
 PATCH_MEDIA = ("application/json", "application/merge-patch+json")
 EVENT = "/api/v1/events/<slug:slug>"
 REGISTRATION = "/api/v1/registrations/<id:registration_id>"
+ORGANISATION = "/api/v1/organisations/<slug:organisation>"
+EXPORT_PAGE = 500           # rows per RPC while a CSV export streams
 UNSUBSCRIBE = "/unsubscribe/<id:registration_id>"
 LIVE_POSITION_TIMEOUT = 2.0     # seconds; then the recorded place in line answers
 
@@ -62,35 +96,100 @@ class GatewayService:
     metrics = EntrypointMetrics()
     correlation = Correlation()
     gatherer = Gathering()
+    keys = Keys()
 
-    # -- organisers -------------------------------------------------------------------
-    @route("POST", "/api/v1/events", caller=ORGANISER, summary="Create an event",
+    # -- organisations and keys (registration keeps them) -------------------------------
+    @route("POST", "/api/v1/organisations", caller=ORGANISER, tag="organisations",
+           summary="Create an organisation (the installation key only)",
+           body=OrganisationRequest, answers={201: Organisation}, errors=(403, 409))
+    def create_organisation(self, request):
+        actor = self.keys(request)
+        organisation = validate(OrganisationRequest, read_json(request))
+        return answer(Organisation, call(self.registration.create_organisation,
+                                         organisation.model_dump(), actor), 201)
+
+    @route("GET", "/api/v1/organisations", caller=ORGANISER, tag="organisations",
+           summary="The organisations (the installation key only)",
+           answers={200: list[Organisation]}, errors=(403,))
+    def list_organisations(self, request):
+        return answer(list[Organisation], call(self.registration.list_organisations,
+                                               self.keys(request)))
+
+    @route("POST", ORGANISATION + "/keys", caller=ORGANISER, scope="keys", tag="organisations",
+           summary="Make a key of the organisation (its secret is in this answer only)",
+           body=KeyRequest, answers={201: ApiKey})
+    def create_key(self, request, organisation):
+        actor = self.keys(request)
+        key = validate(KeyRequest, read_json(request))
+        return answer(ApiKey, call(self.registration.create_key, organisation,
+                                   key.model_dump(), actor), 201)
+
+    @route("GET", ORGANISATION + "/keys", caller=ORGANISER, scope="keys", tag="organisations",
+           summary="The organisation's keys, revoked ones too (never their secrets)",
+           answers={200: list[ApiKey]})
+    def list_keys(self, request, organisation):
+        actor = self.keys(request)
+        return answer(list[ApiKey], call(self.registration.list_keys, organisation, actor))
+
+    @route("DELETE", ORGANISATION + "/keys/<id:key_id>", caller=ORGANISER, scope="keys",
+           tag="organisations", summary="Revoke a key: refused from now on, by every gateway",
+           answers={204: None})
+    def revoke_key(self, request, organisation, key_id):
+        actor = self.keys(request)
+        call(self.registration.revoke_key, organisation, key_id, actor)
+        return Response(status=204)
+
+    @route("GET", "/api/v1/audit", caller=ORGANISER, scope="keys", tag="organisations",
+           summary="Who did what, when, to which event: the organisation's audit trail, oldest "
+                   "first", params=(EVENT_FILTER, LIMIT, AFTER), answers={200: list[AuditEntry]})
+    def audit(self, request):
+        principal = self.keys(request)
+        page = call(self.registration.audit_trail, principal, EVENT_FILTER.read(request),
+                    LIMIT.read(request), AFTER.read(request))
+        return answer(list[AuditEntry], page["entries"], headers=next_link(request, page["next"]))
+
+    # -- organisers ---------------------------------------------------------------------
+    @route("GET", "/api/v1/events", caller=ORGANISER, summary="The events the key reaches",
+           answers={200: list[Event]})
+    def list_events(self, request):
+        return answer(list[Event], call(self.registration.list_events, self.keys(request)))
+
+    @route("POST", "/api/v1/events", caller=ORGANISER, scope="events", summary="Create an event",
            body=EventSpec, answers={201: Event}, errors=(409,))
     def create_event(self, request):
-        spec = validate(EventSpec, read_json(request))
-        event = call(self.registration.create_event, spec.model_dump(mode="json"))
+        actor = self.keys(request)
+        document = read_json(request)
+        # The installation key says whose event it is; an organisation's key makes its own.
+        organisation = document.pop("organisation", None)
+        spec = validate(EventSpec, document)
+        event = call(self.registration.create_event, spec.model_dump(mode="json"),
+                     organisation if isinstance(organisation, str) else None, actor)
         return answer(Event, event, 201, {"Location": f"/api/v1/events/{spec.slug}"})
 
-    @route("GET", EVENT, summary="Read an event (with the organiser key: seats, join link and "
-                                 "the translations it lacks)",
-           answers={200: Event})
+    @route("GET", EVENT, summary="Read an event (with an organiser key that reaches it: seats, "
+                                 "join link and the translations it lacks)",
+           answers={200: Event}, errors=(401,))
     def get_event(self, request, slug):
+        if bearer_key(request) is None:
+            return answer(Event, views.public_event(call(self.registration.get_event, slug)))
+        self.keys(request, slug)
         event = call(self.registration.get_event, slug)
-        if not is_admin(request, self.settings.admin_api_key):
-            return answer(Event, views.public_event(event))
         return answer(Event, {**event, "seats": call(self.capacity.event_seats, slug),
                               "missing_translations": views.missing_translations(event)})
 
-    @route("PATCH", EVENT, caller=ORGANISER, summary="Change top-level fields of an event",
-           body=EventPatch, media=PATCH_MEDIA, answers={200: Event}, errors=(409,))
+    @route("PATCH", EVENT, caller=ORGANISER, scope="events",
+           summary="Change top-level fields of an event", body=EventPatch, media=PATCH_MEDIA,
+           answers={200: Event}, errors=(409,))
     def update_event(self, request, slug):
+        actor = self.keys(request, slug)
         changes = read_json(request, PATCH_MEDIA)
-        return answer(Event, call(self.registration.update_event, slug, changes))
+        return answer(Event, call(self.registration.update_event, slug, changes, actor))
 
-    @route("GET", EVENT + "/stats", caller=ORGANISER,
+    @route("GET", EVENT + "/stats", caller=ORGANISER, scope="registrations",
            summary="Seats and counts per status, category, session, language and country",
            answers={200: Stats})
     def stats(self, request, slug):
+        self.keys(request, slug)
         event = call(self.registration.get_event, slug)
         country_name = partial(self.settings.country_names.name, language=event["languages"][0])
         return answer(Stats, views.stats(slug, call(self.registration.stats, slug),
@@ -98,58 +197,83 @@ class GatewayService:
                                          call(self.notification.reach_of_event, slug),
                                          country_name, event["sessions"]))
 
-    @route("GET", EVENT + "/registrations", caller=ORGANISER,
-           summary="List the registrations (JSON or CSV)", params=(FORMAT, STATUS),
+    @route("GET", EVENT + "/registrations", caller=ORGANISER, scope="registrations",
+           summary="The registrations, oldest first: JSON a page at a time (a Link header names "
+                   "the next), or CSV, every row, streamed", params=(FORMAT, STATUS, LIMIT, AFTER),
            answers={200: (list[Registration], "text/csv")})
     def list_registrations(self, request, slug):
+        principal = self.keys(request, slug)
         output, status = FORMAT.read(request), STATUS.read(request)
-        rows = views.with_reach(call(self.registration.list_registrations, slug, status),
-                                call(self.notification.reach_of_event, slug))
-        if output == "json":
-            return answer(list[Registration], rows)
+        if output == "csv":
+            return self._export(slug, status, principal)
+        page = call(self.registration.list_registrations, slug, status, LIMIT.read(request),
+                    AFTER.read(request), principal, "read")
+        rows = views.with_reach(page["rows"], call(self.notification.reach_of_event, slug))
+        return answer(list[Registration], rows, headers=next_link(request, page["next"]))
+
+    def _export(self, slug: str, status: str | None, principal: dict) -> Response:
+        """Every row as CSV, read a page at a time while it is sent: no
+        list of any size is held whole, nor travels in one RPC reply."""
+        def page(after, audited=None):
+            return call(self.registration.list_registrations, slug, status, EXPORT_PAGE, after,
+                        principal, audited)
+        first = page(None, "exported")          # before the answer starts: errors are HTTP
         event = call(self.registration.get_event, slug)
+        reach = call(self.notification.reach_of_event, slug)
         country_name = partial(self.settings.country_names.name, language=event["languages"][0])
         questions = [q["slug"] for q in event["questions"]]
-        return attachment(exports.registrations_csv(rows, questions, country_name), "text/csv",
-                          f"{slug}-registrations.csv")
 
-    @route("POST", EVENT + "/announcements", caller=ORGANISER,
+        def pages():
+            current = first
+            while True:
+                yield views.with_reach(current["rows"], reach)
+                if current["next"] is None:
+                    return
+                current = page(current["next"])
+        return attachment(exports.registrations_csv(pages(), questions, country_name),
+                          "text/csv", f"{slug}-registrations.csv")
+
+    @route("POST", EVENT + "/announcements", caller=ORGANISER, scope="announce",
            summary="Send a message to every attendee with a seat, in their language",
            body=AnnouncementRequest, params=(IDEMPOTENCY_KEY,),
            answers={202: AnnouncementAccepted})
     def announce(self, request, slug):
+        actor = self.keys(request, slug)
         announcement = validate(AnnouncementRequest, read_json(request))
         key = IDEMPOTENCY_KEY.read(request)
-        call(self.registration.get_event, slug)          # 404 for an unknown event
-        result = call(self.notification.announce, slug, key, announcement.subject,
-                      announcement.body)
-        return answer(AnnouncementAccepted, result, 202)
+        recipients = call(self.notification.audience, slug)
+        result = call(self.registration.announce, slug, key, announcement.subject,
+                      announcement.body, actor)
+        return answer(AnnouncementAccepted, {**result, "recipients": recipients}, 202)
 
-    @route("GET", EVENT + "/messages/<slug:kind>/preview", caller=ORGANISER, params=(LANGUAGE,),
+    @route("GET", EVENT + "/messages/<slug:kind>/preview", caller=ORGANISER, scope="events",
+           params=(LANGUAGE,),
            summary="A sample of one message kind for this event in one of its languages",
            answers={200: MessagePreview}, errors=(409, 422))
     def preview_message(self, request, slug, kind):
+        self.keys(request, slug)
         language = LANGUAGE.read(request)
-        call(self.registration.get_event, slug)          # 404 for an unknown event
         return answer(MessagePreview, call(self.notification.preview, slug, kind, language))
 
-    @route("POST", EVENT + "/webhooks", caller=ORGANISER, body=WebhookRequest,
-           summary="Register a webhook (the answer carries its signing secret)",
+    # Webhooks carry attendees' data out: they need the scope that reads it.
+    @route("POST", EVENT + "/webhooks", caller=ORGANISER, scope="registrations",
+           body=WebhookRequest, summary="Register a webhook (the answer carries its signing secret)",
            answers={201: Webhook})
     def add_webhook(self, request, slug):
+        self.keys(request, slug)
         hook = validate(WebhookRequest, read_json(request))
-        call(self.registration.get_event, slug)          # 404 for an unknown event
         return answer(Webhook, call(self.notification.add_webhook, slug, str(hook.url)), 201)
 
-    @route("GET", EVENT + "/webhooks", caller=ORGANISER, summary="List the event's webhooks",
-           answers={200: list[Webhook]})
+    @route("GET", EVENT + "/webhooks", caller=ORGANISER, scope="registrations",
+           summary="List the event's webhooks", answers={200: list[Webhook]})
     def list_webhooks(self, request, slug):
-        call(self.registration.get_event, slug)
+        self.keys(request, slug)
         return answer(list[Webhook], call(self.notification.list_webhooks, slug))
 
-    @route("DELETE", EVENT + "/webhooks/<id:hook_id>", caller=ORGANISER,
+    @route("DELETE", EVENT + "/webhooks/<id:hook_id>", caller=ORGANISER, scope="registrations",
            summary="Remove a webhook", answers={204: None})
     def remove_webhook(self, request, slug, hook_id):
+        self.keys(request, slug)
         call(self.notification.remove_webhook, slug, hook_id)
         return Response(status=204)
 
@@ -193,11 +317,34 @@ class GatewayService:
     def confirm(self, request, registration_id):
         return answer(Registration, call(self.registration.confirm, registration_id), 202)
 
-    @route("POST", REGISTRATION + "/cancel", caller=ATTENDEE, rate_limited=True,
-           summary="Cancel; the seat goes to the waiting list", answers={200: Registration},
-           errors=(409,))
+    @route("PATCH", REGISTRATION, caller=ATTENDEE, rate_limited=True,
+           summary="Change the attendee's name, language, time zone or answers (answers are "
+                   "replaced whole); every message from now on follows",
+           body=DetailsChange, media=PATCH_MEDIA, answers={200: Registration}, errors=(409,))
+    def change_details(self, request, registration_id):
+        changes = validate(DetailsChange, read_json(request, PATCH_MEDIA))
+        return answer(Registration, call(self.registration.change_details, registration_id,
+                                         changes.model_dump(exclude_unset=True)))
+
+    @route("DELETE", REGISTRATION, caller=ATTENDEE_OR_ORGANISER, scope="registrations",
+           rate_limited=True,
+           summary="Erase the registration's personal data in every service (name, address, "
+                   "answers, messages), its seat released first; counts stay. With the "
+                   "attendee's token, or an organiser key", answers={204: None})
+    def erase(self, request, registration_id):
+        organiser = None if "token" in request.args else self.keys(
+            request, registration_id=registration_id)
+        call(self.registration.erase, registration_id, organiser)
+        return Response(status=204)
+
+    @route("POST", REGISTRATION + "/cancel", caller=ATTENDEE_OR_ORGANISER, scope="registrations",
+           rate_limited=True,
+           summary="Cancel (the attendee's token, or an organiser key); the seat goes to the "
+                   "waiting list", answers={200: Registration}, errors=(409,))
     def cancel(self, request, registration_id):
-        return answer(Registration, call(self.registration.cancel, registration_id))
+        organiser = None if "token" in request.args else self.keys(
+            request, registration_id=registration_id)
+        return answer(Registration, call(self.registration.cancel, registration_id, organiser))
 
     @route("POST", REGISTRATION + "/sessions", caller=ATTENDEE, rate_limited=True,
            summary="Ask for a session of the event (one added after registering) for a "
@@ -236,7 +383,7 @@ class GatewayService:
         registration = call(self.registration.get_registration, registration_id)
         event = call(self.registration.get_event, registration["event"])
         return pages.manage(registration, event, request.args["token"],
-                            request.args.get(ADD.name))
+                            request.args.get(ADD.name), countries=self.settings.country_names)
 
     @route("GET", UNSUBSCRIBE, caller=UNSUBSCRIBER, page=True,
            summary="The page a bulk message's unsubscribe link opens: one button",

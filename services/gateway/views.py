@@ -9,7 +9,7 @@ from collections.abc import Callable
 from shared.statuses import Status
 
 # An event's fields only its organisers see.
-PRIVATE_EVENT_FIELDS = ("join_url", "revision")
+PRIVATE_EVENT_FIELDS = ("join_url", "revision", "organisation")
 
 
 def public_event(event: dict) -> dict:

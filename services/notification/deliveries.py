@@ -10,7 +10,8 @@ row another sender has taken nor overwrites what that sender recorded.
 Failures back off exponentially and are never dropped: after the last retry
 the row is ``failed`` in the log and counted in the metrics. A message to an
 address refused for good is ``failed`` from the start; one the attendee no
-longer wants (they unsubscribed) is ``withdrawn``.
+longer wants (they unsubscribed) or whose registration was erased is
+``withdrawn``.
 """
 from __future__ import annotations
 
@@ -120,6 +121,12 @@ def _held(rows: list):
     """These rows, while the claims that returned them still hold them."""
     return (deliveries.c.status == "sending") & tuple_(deliveries.c.id, deliveries.c.lease).in_(
         [(row.id, row.lease) for row in rows])
+
+
+def held(session: Session, row) -> bool:
+    """Whether the claim that returned this row still holds it (locked
+    until the transaction ends): not withdrawn, not taken over."""
+    return session.execute(select(deliveries.c.id).where(_held([row])).with_for_update()).first() is not None
 
 
 def take(session: Session, row) -> bool:

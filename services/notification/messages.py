@@ -41,7 +41,9 @@ KIND_FOR_STATUS = {
 
 
 # Changes to a registration that bring its attendee no news: they made them.
-QUIET_CAUSES = frozenset({"unfollowed"})
+# Their snapshot is still kept, so later messages use the new name, language
+# and time zone.
+QUIET_CAUSES = frozenset({"unfollowed", "details_changed"})
 
 
 def kind_for(change: RegistrationStatusChanged) -> str | None:

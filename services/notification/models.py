@@ -36,6 +36,9 @@ attendees = Table(
     Column("email_key", String(320), index=True),
     # Set by the one-click link: no more announcements or reminders for this event.
     Column("unsubscribed_at", UTCDateTime),
+    # Set when the registration was erased: the row stays, its personal data
+    # blanked, so that a status change still on its way cannot bring it back.
+    Column("erased_at", UTCDateTime),
 )
 
 # Addresses a server refused for good (5xx at RCPT): nothing more is sent to them.

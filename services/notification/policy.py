@@ -6,15 +6,13 @@ transaction of the change that caused it, so each cause sends once.
 """
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from shared.contracts import RegistrationStatusChanged
-from shared.errors import EventNotKnownYet, Invalid, NotFound
+from shared.contracts import AnnouncementRequested, RegistrationStatusChanged
+from shared.errors import NotFound
 from shared.i18n import localized
 from shared.logs import current_correlation_id
 from shared.schemas import EventSpec, parse
@@ -31,10 +29,12 @@ def status_changes(session: Session, event_for, changes: list[tuple[Registration
     each change calls for, and bring each registration's scheduled messages
     in line with its newest status. ``event_for(slug)`` gives (event,
     revision). Returns how many deliveries were queued."""
-    newest, known = _remember_all(session, [change for change, _ in changes])
+    newest, known, erased = _remember_all(session, [change for change, _ in changes])
     hooks = webhooks.HooksOf(session)
     rows = []
     for change, correlation_id in changes:
+        if change.registration_id in erased:
+            continue     # arrived after the erasure: its personal data must not come back
         event, revision = event_for(change.event_slug)
         rows.extend(hooks.deliveries_for(change))     # webhooks get every change, numbered
         if known.get(change.registration_id, -1) >= change.status_seq:
@@ -60,21 +60,29 @@ def _reconcile_reminders(session: Session, changes: list[RegistrationStatusChang
          change.attendee.sessions) for change in changes])
 
 
-def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) -> tuple[list, dict]:
-    """Keep the newest snapshot of each registration; returns the changes
-    that are now the newest of their registration (older ones change nothing)
-    and the status_seq known of each before this batch."""
+def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) -> tuple[list, dict, set]:
+    """Keep the newest snapshot of each registration not erased; returns the
+    changes that are now the newest of their registration (older ones change
+    nothing), the status_seq known of each before this batch and the
+    registrations that were erased (whose changes change nothing)."""
     latest: dict[str, RegistrationStatusChanged] = {}
     for change in changes:
         known = latest.get(change.registration_id)
         if known is None or known.status_seq < change.status_seq:
             latest[change.registration_id] = change
-    stored: dict[str, int] = dict(session.execute(
-        select(attendees.c.registration_id, attendees.c.status_seq).where(
-            attendees.c.registration_id.in_(sorted(latest)))).all())
+    # Locked, so that an erasure committing meanwhile is seen, not overwritten.
+    rows = session.execute(
+        select(attendees.c.registration_id, attendees.c.status_seq, attendees.c.erased_at).where(
+            attendees.c.registration_id.in_(sorted(latest)))
+        .order_by(attendees.c.registration_id).with_for_update()).all()
+    stored: dict[str, int] = {row.registration_id: row.status_seq for row in rows}
+    erased = {row.registration_id for row in rows if row.erased_at is not None}
     inserts, updates = [], []
     for registration_id in sorted(latest):
         change = latest[registration_id]
+        if registration_id in erased:
+            del latest[registration_id]
+            continue
         values = {"status": change.status, "status_seq": change.status_seq,
                   "snapshot": change.model_dump(mode="json"),
                   "email_key": deliveries.address_key(change.attendee.email)}
@@ -88,7 +96,7 @@ def _remember_all(session: Session, changes: list[RegistrationStatusChanged]) ->
         session.execute(attendees.insert(), inserts)
     if updates:
         session.execute(update(attendees).where(attendees.c.registration_id == bindparam("key")), updates)
-    return list(latest.values()), stored
+    return list(latest.values()), stored, erased
 
 
 def event_published(session: Session, event: EventSpec, revision: int, organiser: str) -> bool:
@@ -146,10 +154,11 @@ def send_due(session: Session, now: datetime, event_for) -> tuple[int, int]:
     unsubscribed = recipients.unsubscribed(session, changes)
     rows, sent, skipped = [], [], []
     for row in due:
-        change = changes[row.registration_id]
-        if (row.session_starts_at <= now or change.status != Status.CONFIRMED
+        change = changes.get(row.registration_id)
+        if (change is None or row.session_starts_at <= now or change.status != Status.CONFIRMED
                 or row.registration_id in unsubscribed):
-            skipped.append(row.id)     # its session has begun, the seat is gone, or no more reminders
+            # erased, its session has begun, the seat is gone, or no more reminders
+            skipped.append(row.id)
             continue
         event, _ = event_for(row.event_slug)
         draft = messages.compose_reminder(event, change, row.session_slug)
@@ -160,62 +169,43 @@ def send_due(session: Session, now: datetime, event_for) -> tuple[int, int]:
     return len(due), deliveries.enqueue_many(session, rows)
 
 
-def announcement_id(slug: str, idempotency_key: str | None) -> str:
-    """A repeat with the same Idempotency-Key is the same announcement: sent once."""
-    if idempotency_key is None:
-        return uuid.uuid4().hex
-    return hashlib.sha256(f"{slug}:{idempotency_key}".encode()).hexdigest()[:32]
-
-
-def announce(session: Session, slug: str, idempotency_key: str | None, subject: dict,
-             body: dict) -> dict:
-    """The organiser's message to every attendee with a seat, given at least
-    in the event's default language: {"id", "recipients"}."""
-    announcement = announcement_id(slug, idempotency_key)
-    try:
-        event, _ = events.get(session, slug)
-    except EventNotKnownYet:
-        return {"id": announcement, "recipients": 0}     # no attendee known yet either
-    missing = [{"field": f"{part}.{event.default_language}",
-                "message": "the event's default language is required"}
-               for part, texts in (("subject", subject), ("body", body))
-               if event.default_language not in texts]
-    if missing:
-        raise Invalid("give the text in the default language", missing)
-    return {"id": announcement, "recipients": _announce(session, event, announcement, subject, body)}
-
-
-def _announce(session: Session, event: EventSpec, announcement_id: str, subject: dict,
-              body: dict) -> int:
+def announce(session: Session, message: AnnouncementRequested) -> int:
+    """An organiser's announcement, recorded by registration (which checked
+    its texts), queued for everyone it reaches now (recipients.announced_to),
+    each in their language. The cause names the announcement and the
+    attendee, so a repeat queues nothing twice. An event not described here
+    yet raises EventNotKnownYet: the message is retried. Returns how many
+    were queued now."""
+    event, _ = events.get(session, message.event_slug)
     rows = []
-    everyone = snapshots(session, event.slug)
-    unsubscribed = recipients.unsubscribed(session, [change.registration_id for change in everyone])
-    for change in everyone:
-        if change.status in SEATED and change.registration_id not in unsubscribed:
-            draft = messages.compose_announcement(event, change, subject, body)
-            rows.append(_delivery(event, change, f"announcement:{announcement_id}:{change.registration_id}",
-                                  "announcement", draft, current_correlation_id()))
-    deliveries.enqueue_many(session, rows)
-    return len(rows)
+    for change in _snapshots(session, recipients.announced_to(event.slug)):
+        draft = messages.compose_announcement(event, change, message.subject, message.body)
+        rows.append(_delivery(event, change, f"announcement:{message.announcement_id}:{change.registration_id}",
+                              "announcement", draft, current_correlation_id()))
+    return deliveries.enqueue_many(session, rows)
 
 
 def snapshots(session: Session, slug: str) -> list[RegistrationStatusChanged]:
-    documents: list[dict] = list(session.execute(
-        select(attendees.c.snapshot).where(attendees.c.event_slug == slug)
-        .order_by(attendees.c.registration_id)).scalars())
-    return [_parse(document) for document in documents]
+    return _snapshots(session, attendees.c.event_slug == slug)
 
 
 def snapshots_of(session: Session, registration_ids: list[str]) -> list[RegistrationStatusChanged]:
-    documents: list[dict] = list(session.execute(select(attendees.c.snapshot).where(
-        attendees.c.registration_id.in_(sorted(set(registration_ids))))).scalars())
+    return _snapshots(session, attendees.c.registration_id.in_(sorted(set(registration_ids))))
+
+
+def _snapshots(session: Session, where) -> list[RegistrationStatusChanged]:
+    """The snapshots of the attendees ``where`` says, by registration; an
+    erased registration has none to give."""
+    documents: list[dict] = list(session.execute(
+        select(attendees.c.snapshot).where(where, attendees.c.erased_at.is_(None))
+        .order_by(attendees.c.registration_id)).scalars())
     return [_parse(document) for document in documents]
 
 
 def calendar_for(session: Session, registration_id: str, organiser: str) -> str:
     """The attendee's sessions as an iCalendar file."""
     row = session.execute(select(attendees).where(
-        attendees.c.registration_id == registration_id)).first()
+        attendees.c.registration_id == registration_id, attendees.c.erased_at.is_(None))).first()
     if row is None:
         raise NotFound("no such registration")
     event, revision = events.get(session, row.event_slug)

@@ -7,12 +7,13 @@ them; the gateway asks it for them when it shows a list, an export or stats.
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.db import insert_absent
 from shared.errors import NotFound
+from shared.statuses import SEATED
 
 from . import deliveries
 from .models import attendees, scheduled, undeliverable
@@ -41,6 +42,19 @@ def unsubscribe(session: Session, registration_id: str) -> tuple[dict, bool]:
                         .values(state="cancelled"))
     return {"registration_id": registration_id, "event": row.event_slug,
             "unsubscribed_at": at.isoformat()}, changed
+
+
+def announced_to(slug: str):
+    """Whom an announcement of this event reaches: every attendee with a
+    seat who did not unsubscribe (an erased one has no seat)."""
+    return ((attendees.c.event_slug == slug) & attendees.c.status.in_(sorted(SEATED))
+            & attendees.c.unsubscribed_at.is_(None))
+
+
+def audience(session: Session, slug: str) -> int:
+    """How many an announcement of this event would reach now."""
+    return session.execute(select(func.count()).select_from(attendees)
+                           .where(announced_to(slug))).scalar_one()
 
 
 def unsubscribed(session: Session, registration_ids) -> set[str]:

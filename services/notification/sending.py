@@ -227,7 +227,10 @@ class DeliveryWorker(BackgroundLoop):
 
     def _failed(self, sessions, row, error, permanent=False, address_refused=False):
         def write(session):
-            if address_refused:
+            # Only while the claim holds the row: one withdrawn meanwhile (its
+            # registration erased) must not bring its address back. A sender
+            # that took the row over meets the same refusal and records it.
+            if address_refused and deliveries.held(session, row):
                 recipients.refused(session, row.recipient, error)
             return deliveries.mark_failed(session, row, error, permanent)
         final = in_transaction(sessions, write, **WRITE_RETRIES)

@@ -10,9 +10,13 @@ from shared.batches import batch_handler
 from shared.clock import utcnow
 from shared.config import Settings, SettingsProvider
 from shared.contracts import (
+    ANNOUNCEMENT_REQUESTED,
     EVENT_PUBLISHED,
+    REGISTRATION_ERASED,
     REGISTRATION_STATUS_CHANGED,
+    AnnouncementRequested,
     EventPublished,
+    RegistrationErased,
     RegistrationStatusChanged,
 )
 from shared.db import Database, ping, transaction
@@ -23,7 +27,7 @@ from shared.loop import every
 from shared.messaging import event_handler, rpc
 from shared.metrics import REMINDERS_DUE, REMINDERS_OVERDUE, UNSUBSCRIBES, EntrypointMetrics
 
-from . import events, messages, policy, recipients, schedule, webhooks
+from . import erasure, events, messages, policy, recipients, schedule, webhooks
 from .mailer import DkimSigner, Mailer, Server, ServerUnavailable
 from .models import inbox
 from .sending import DeliveryWorker
@@ -76,6 +80,28 @@ class NotificationService:
                 self.sender.queued()
         process_batch(self.db, inbox, bodies, RegistrationStatusChanged, "on_status_changed", tell)
 
+    @event_handler("registration", REGISTRATION_ERASED)
+    def on_registration_erased(self, body):
+        """The attendee's personal data leaves this service in one
+        transaction with the message's inbox record (erasure.py)."""
+        def erase(session, message: RegistrationErased):
+            if erasure.erase(session, message.registration_id, message.event_slug):
+                self.sender.queued()
+        message, applied = process_once(self.db, inbox, body, RegistrationErased,
+                                        "on_registration_erased", erase)
+        if applied:
+            log.info("erased what was known of a registration", extra={
+                "registration_id": message.registration_id, "event_slug": message.event_slug})
+
+    @event_handler("registration", ANNOUNCEMENT_REQUESTED)
+    def on_announcement_requested(self, body):
+        """An event not known here yet raises EventNotKnownYet: the message
+        waits in the retry queues for it."""
+        def announce(session, message: AnnouncementRequested):
+            if policy.announce(session, message):
+                self.sender.queued()
+        process_once(self.db, inbox, body, AnnouncementRequested, "on_announcement_requested", announce)
+
     @every(lambda settings: settings.reminder_poll_seconds)
     def send_scheduled(self):
         """Reminders that fell due, including any that fell due while no
@@ -96,11 +122,10 @@ class NotificationService:
 
     # -- organisers -------------------------------------------------------------------
     @rpc(expected_exceptions=DomainError)
-    def announce(self, slug: str, idempotency_key: str | None, subject: dict, body: dict) -> dict:
+    def audience(self, slug: str) -> int:
+        """How many attendees an announcement of this event would reach now."""
         with transaction(self.db) as session:
-            result = policy.announce(session, slug, idempotency_key, subject, body)
-        self.sender.wake()
-        return result
+            return recipients.audience(session, slug)
 
     @rpc(expected_exceptions=DomainError)
     def add_webhook(self, slug: str, url: str) -> dict:

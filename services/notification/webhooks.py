@@ -1,5 +1,6 @@
-"""Organisers' webhooks: every registration status change of an event, as
-JSON, signed with HMAC-SHA256, retried with backoff like any other delivery.
+"""Organisers' webhooks: every registration status change of an event, and
+each erasure (by id only), as JSON, signed with HMAC-SHA256, retried with
+backoff like any other delivery.
 
 Receivers verify ``X-Signature-256: sha256=<hex>`` over the raw body with the
 secret returned when the webhook was registered, and use ``X-Delivery-Id``
@@ -84,17 +85,26 @@ class HooksOf:
 
     def deliveries_for(self, change: RegistrationStatusChanged) -> list[dict]:
         """One delivery per webhook of the event for this status change."""
-        hooks = self.of(change.event_slug)
-        if not hooks:
+        if not self.of(change.event_slug):
             return []
-        payload = _payload(change)
+        return self._deliveries(change.event_slug, change.registration_id, str(change.status_seq),
+                                "status_changed", _payload(change))
+
+    def erasure_for(self, slug: str, registration_id: str) -> list[dict]:
+        """One delivery per webhook of the event: the registration was
+        erased, so the receiver can delete its copy. Ids only: the personal
+        data it names is exactly what must not travel any more."""
+        return self._deliveries(slug, registration_id, "erased", "registration_erased", {
+            "type": "registration.erased", "event": slug, "registration": {"id": registration_id}})
+
+    def _deliveries(self, slug: str, registration_id: str, step: str, kind: str,
+                    payload: dict) -> list[dict]:
         rows = []
-        for hook in hooks:
-            cause = f"webhook:{hook.id}:{change.registration_id}:{change.status_seq}"
+        for hook in self.of(slug):
+            cause = f"webhook:{hook.id}:{registration_id}:{step}"
             content = {"hook_id": hook.id, "payload": {**payload, "delivery_id": cause}}
-            rows.append(deliveries.queued_row(cause, "status_changed", hook.url, "", content,
-                                              change.event_slug, change.registration_id,
-                                              channel="webhook"))
+            rows.append(deliveries.queued_row(cause, kind, hook.url, "", content, slug,
+                                              registration_id, channel="webhook"))
         return rows
 
 

@@ -14,22 +14,37 @@ from shared.db import locked
 from shared.errors import Conflict, NotFound
 from shared.schemas import EventSpec, event_revision, parse
 
+from . import audit
 from .models import events
+from .organisations import event_owner
 
 
-def create_event(session: Session, outbox, spec: EventSpec) -> dict:
+def create_event(session: Session, outbox, spec: EventSpec, organisation: str,
+                 actor: dict) -> dict:
+    """Slugs are one namespace for the installation: the event page's URL."""
     if session.execute(select(events.c.slug).where(events.c.slug == spec.slug)).first():
         raise Conflict(f"an event with slug {spec.slug!r} exists", [{"field": "slug",
                                                                      "message": "already taken"}])
     now = utcnow()
     document = spec.model_dump(mode="json")
-    session.execute(events.insert().values(slug=spec.slug, spec=document, revision=1,
-                                           created_at=now, updated_at=now))
+    session.execute(events.insert().values(slug=spec.slug, organisation_slug=organisation,
+                                           spec=document, revision=1, created_at=now,
+                                           updated_at=now))
     outbox.add(session, EventPublished(event=spec, revision=1))
+    audit.record(session, actor, audit.EVENT_CREATED, spec.slug, organisation)
     return document
 
 
-
+def list_events(session: Session, principal: dict) -> list[dict]:
+    """The events a key reaches, oldest first."""
+    query = select(events.c.slug, events.c.organisation_slug, events.c.spec, events.c.revision)
+    if principal["organisation"] is not None:
+        query = query.where(events.c.organisation_slug == principal["organisation"])
+        if principal["events"] is not None:
+            query = query.where(events.c.slug.in_(principal["events"]))
+    return [{**event_revision(row.slug, row.revision, row.spec).model_dump(mode="json"),
+             "revision": row.revision, "organisation": row.organisation_slug}
+            for row in session.execute(query.order_by(events.c.created_at, events.c.slug))]
 
 def load_event(session: Session, slug: str, lock: str | None = None) -> tuple[EventSpec, int]:
     """The event and its revision. ``lock="share"`` (a registration) keeps it
@@ -53,7 +68,8 @@ def replace_event(session: Session, outbox, spec: EventSpec, revision: int) -> d
 
 
 
-def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_use) -> dict:
+def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_use,
+                 actor: dict) -> dict:
     """Apply a partial change (top-level fields replaced) and republish.
 
     ``choices_in_use(session, slug)`` maps "sessions"/"categories"/"languages"
@@ -84,6 +100,9 @@ def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_
         raise Conflict("registrations still use what the change removes", problems)
     if updated == spec:
         return document
+    before = spec.model_dump(mode="json")
+    audit.record(session, actor, audit.EVENT_CHANGED, slug, event_owner(session, slug),
+                 fields=sorted(k for k in changes if before.get(k) != document.get(k)))
     return replace_event(session, outbox, updated, revision)
 
 

@@ -63,8 +63,8 @@ def _decided(row: dict, decision: SeatDecided) -> tuple[str, str] | None:
         return None   # an older word from capacity, overtaken by a newer one
     row["decision_seq"] = decision.decision_seq
     new_status = decision.outcome
-    if row["status"] == Status.CANCELLED:
-        return None   # the attendee's cancellation stands; capacity releases on its own
+    if row["status"] == Status.CANCELLED or row["erased_at"] is not None:
+        return None   # the attendee's cancellation (or erasure) stands; capacity releases on its own
     _take_sessions(row, decision)
     if decision.session_change is not None:
         row.update(status_seq=row["status_seq"] + 1, updated_at=utcnow())

@@ -1,6 +1,8 @@
-"""Tables of the registration service: the event catalogue and registrations."""
+"""Tables of the registration service: organisations and their keys, the
+event catalogue, registrations, and the audit trail of what organisers did."""
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Index,
@@ -21,13 +23,53 @@ from shared.statuses import ACTIVE, Status, sql_in
 
 metadata = MetaData()
 
+# Events made before organisations existed belong to this one (migration 0004).
+FIRST_ORGANISATION = "default"
+
+organisations = Table(
+    "organisations", metadata,
+    Column("slug", String(80), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# An organisation's API keys: the secret itself is never stored, only its hash.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("organisation_slug", String(80), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("events", JSON),                         # null: every event of the organisation
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
 events = Table(
     "events", metadata,
     Column("slug", String(80), primary_key=True),
+    Column("organisation_slug", String(80), nullable=False, index=True,
+           server_default=FIRST_ORGANISATION),
     Column("spec", JSON, nullable=False),           # the validated EventSpec document
     Column("revision", Integer, nullable=False),    # bumped on every change
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # RETENTION_DAYS after its last session: its attendees' personal data went.
+    Column("personal_data_erased_at", UTCDateTime),
+)
+
+# Who did what, when, to which event: written in the transaction of the action.
+audit_trail = Table(
+    "audit_trail", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("key_name", String(200), nullable=False),
+    Column("organisation_slug", String(80), index=True),
+    Column("event_slug", String(80), index=True),
+    Column("action", String(40), nullable=False),
+    Column("details", JSON, nullable=False),
 )
 
 ONE_PER_ADDRESS = sql_in("status", ACTIVE)
@@ -57,6 +99,9 @@ registrations = Table(
     Column("hold_expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Name, address and answers erased (the attendee asked, an organiser did, or
+    # RETENTION_DAYS passed); the row stays so that the counts stay.
+    Column("erased_at", UTCDateTime),
     # One active registration per address and event, enforced by the database.
     Index("uq_active_registration", "event_slug", "email_key", unique=True,
           sqlite_where=text(ONE_PER_ADDRESS), postgresql_where=text(ONE_PER_ADDRESS)),

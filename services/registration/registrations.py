@@ -35,8 +35,10 @@ from shared.schemas import EventSpec, RegistrationRequest
 from shared.statuses import ACTIVE, FINAL, SEATED, Status
 from shared.tokens import attendee_token, unsubscribe_token
 
+from . import audit
 from .catalogue import load_event
 from .models import idempotency_keys, registrations
+from .organisations import event_owner
 
 
 class Links:
@@ -278,7 +280,10 @@ def _answer_problems(event: EventSpec, answers: dict) -> list:
     return problems
 
 
-def cancel(session: Session, outbox, links: Links, registration_id: str) -> dict:
+def cancel(session: Session, outbox, links: Links, registration_id: str,
+           organiser: dict | None = None) -> dict:
+    """The attendee cancels, or an organiser (``organiser``: their key,
+    recorded in the audit trail)."""
     row = _get(session, registration_id, lock=True)
     if row.status == Status.CANCELLED:
         return view(row)
@@ -286,8 +291,16 @@ def cancel(session: Session, outbox, links: Links, registration_id: str) -> dict
         raise NotAllowed(f"a registration that is {row.status} cannot be cancelled")
     _set_status(session, outbox, links, row, Status.CANCELLED, cause="cancelled",
                 waitlist_position=None, hold_expires_at=None)
-    outbox.add(session, RegistrationCancelled(registration_id=row.id, event_slug=row.event_slug))
+    release_seat(session, outbox, row)
+    if organiser is not None:
+        audit.record(session, organiser, audit.REGISTRATION_CANCELLED, row.event_slug,
+                     event_owner(session, row.event_slug), registration=row.id)
     return view(_get(session, registration_id))
+
+
+def release_seat(session: Session, outbox, row) -> None:
+    """Capacity gives the seat (or the place in line) to the next person."""
+    outbox.add(session, RegistrationCancelled(registration_id=row.id, event_slug=row.event_slug))
 
 
 def confirm(session: Session, outbox, registration_id: str) -> dict:
@@ -371,7 +384,9 @@ def status_message(links, row, previous, cause,
 
 
 def _get(session: Session, registration_id: str, lock: bool = False):
-    query = select(registrations).where(registrations.c.id == registration_id)
+    """The registration; an erased one is no more (its token answers 404)."""
+    query = select(registrations).where(registrations.c.id == registration_id,
+                                        registrations.c.erased_at.is_(None))
     row = session.execute(locked(query, session) if lock else query).first()
     if row is None:
         raise NotFound("no such registration")

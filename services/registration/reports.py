@@ -2,9 +2,10 @@
 by status, category, session and language, and the choices in use."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.orm import Session
 
+from shared.errors import BadQuery
 from shared.statuses import ACTIVE, ALL, Status
 
 from .catalogue import load_event
@@ -59,11 +60,23 @@ def stats(session: Session, slug: str) -> dict:
             "per_language": by_language, "per_country": by_country}
 
 
-def list_for_event(session: Session, slug: str, status: str | None = None) -> list[dict]:
-    """Every registration of an event, oldest first (organisers only)."""
+def list_for_event(session: Session, slug: str, status: str | None, limit: int,
+                   after: str | None) -> dict:
+    """A page of an event's registrations, oldest first: ``{"rows", "next"}``,
+    where ``next`` is the cursor of the following page (None: this was the
+    last). The cursor is the id of the page's last registration."""
     load_event(session, slug)
     query = select(registrations).where(registrations.c.event_slug == slug)
     if status:
         query = query.where(registrations.c.status == status)
-    return [view(row) for row in session.execute(query.order_by(registrations.c.created_at,
-                                                                 registrations.c.id))]
+    if after is not None:
+        mark = session.execute(select(registrations.c.created_at).where(
+            registrations.c.id == after, registrations.c.event_slug == slug)).scalar()
+        if mark is None:
+            raise BadQuery("after: not a cursor of this list", [{"field": "after", "message": "unknown"}])
+        query = query.where(tuple_(registrations.c.created_at, registrations.c.id) > tuple_(
+            literal(mark, registrations.c.created_at.type), literal(after)))
+    rows = session.execute(query.order_by(registrations.c.created_at, registrations.c.id)
+                           .limit(limit + 1)).all()
+    return {"rows": [view(row) for row in rows[:limit]],
+            "next": rows[limit - 1].id if len(rows) > limit else None}

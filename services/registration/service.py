@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -17,13 +18,21 @@ from shared.loop import every
 from shared.messaging import rpc
 from shared.metrics import REGISTRATIONS, EntrypointMetrics
 from shared.outbox import OutboxRelay
-from shared.schemas import EventSpec, RegistrationRequest, field_errors, parse
+from shared.schemas import (
+    EventSpec,
+    KeyRequest,
+    OrganisationRequest,
+    RegistrationRequest,
+    field_errors,
+    parse,
+)
 from shared.statuses import Status
 
-from . import catalogue, decisions, registrations, reports
+from . import announcements, audit, catalogue, decisions, organisations, privacy, registrations, reports
 from .models import inbox, outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+RETENTION_POLL_SECONDS = 3600.0
 
 
 def received_poll_seconds(settings) -> float:
@@ -70,16 +79,78 @@ class RegistrationService:
         worth another go: run again so the domain sees the current state."""
         return in_transaction(self.db, work)
 
-    # -- RPC: organisers ---------------------------------------------------
+    # -- RPC: keys and organisations ----------------------------------------
     @rpc(expected_exceptions=DomainError)
-    def create_event(self, document: dict) -> dict:
-        spec = _parse(EventSpec, document)
-        return self._in_transaction(lambda s: catalogue.create_event(s, self.outbox, spec))
+    def access(self, key: str | None, scope: str | None, slug: str | None = None,
+               registration_id: str | None = None) -> dict:
+        """Who holds ``key`` (None: the installation key, which the gateway
+        checked), once they reach the event with ``scope``: {"principal", "event"}."""
+        with transaction(self.db) as session:
+            return organisations.access(session, key, scope, slug, registration_id)
 
     @rpc(expected_exceptions=DomainError)
-    def update_event(self, slug: str, changes: dict) -> dict:
+    def create_organisation(self, document: dict, actor: dict) -> dict:
+        request = _parse(OrganisationRequest, document)
+        return self._in_transaction(lambda s: organisations.create_organisation(s, actor, request))
+
+    @rpc(expected_exceptions=DomainError)
+    def list_organisations(self, principal: dict) -> list:
+        with transaction(self.db) as session:
+            return organisations.list_organisations(session, principal)
+
+    @rpc(expected_exceptions=DomainError)
+    def create_key(self, organisation: str, document: dict, actor: dict) -> dict:
+        request = _parse(KeyRequest, document)
+        return self._in_transaction(lambda s: organisations.create_key(
+            s, actor, organisation, request))
+
+    @rpc(expected_exceptions=DomainError)
+    def list_keys(self, organisation: str, actor: dict) -> list:
+        with transaction(self.db) as session:
+            return organisations.list_keys(session, actor, organisation)
+
+    @rpc(expected_exceptions=DomainError)
+    def revoke_key(self, organisation: str, key_id: str, actor: dict) -> None:
+        self._in_transaction(lambda s: organisations.revoke_key(s, actor, organisation, key_id))
+
+    @rpc(expected_exceptions=DomainError)
+    def audit_trail(self, principal: dict, event: str | None, limit: int,
+                    after: str | None) -> dict:
+        with transaction(self.db) as session:
+            return audit.page(session, principal, event, limit, after)
+
+    # -- RPC: organisers ---------------------------------------------------
+    @rpc(expected_exceptions=DomainError)
+    def create_event(self, document: dict, organisation: str | None, actor: dict) -> dict:
+        spec = _parse(EventSpec, document)
+
+        def create(session):
+            owner = organisations.owner_of_new_event(
+                actor, organisation, partial(organisations.organisation_exists, session))
+            return catalogue.create_event(session, self.outbox, spec, owner, actor)
+        return self._in_transaction(create)
+
+    @rpc(expected_exceptions=DomainError)
+    def update_event(self, slug: str, changes: dict, actor: dict) -> dict:
         return self._in_transaction(lambda s: catalogue.update_event(
-            s, self.outbox, slug, changes, reports.choices_in_use))
+            s, self.outbox, slug, changes, reports.choices_in_use, actor))
+
+    @rpc(expected_exceptions=DomainError)
+    def list_events(self, principal: dict) -> list:
+        with transaction(self.db) as session:
+            return catalogue.list_events(session, principal)
+
+    @rpc(expected_exceptions=DomainError)
+    def announce(self, slug: str, idempotency_key: str | None, subject: dict, body: dict,
+                 actor: dict) -> dict:
+        return self._in_transaction(lambda s: announcements.announce(
+            s, self.outbox, slug, idempotency_key, subject, body, actor))
+
+    @rpc(expected_exceptions=DomainError)
+    def erase(self, registration_id: str, actor: dict | None = None) -> None:
+        """By an organiser (``actor``) or by the attendee (None)."""
+        self._in_transaction(lambda s: privacy.erase(s, self.outbox, registration_id,
+                                                     actor or audit.ATTENDEE))
 
     @rpc(expected_exceptions=DomainError)
     def stats(self, slug: str) -> dict:
@@ -90,7 +161,8 @@ class RegistrationService:
     def get_event(self, slug: str) -> dict:
         def read(session):
             spec, revision = catalogue.load_event(session, slug)
-            return {**spec.model_dump(mode="json"), "revision": revision}
+            return {**spec.model_dump(mode="json"), "revision": revision,
+                    "organisation": organisations.event_owner(session, slug)}
         return self._in_transaction(read)
 
     # -- RPC: attendees ----------------------------------------------------
@@ -109,18 +181,34 @@ class RegistrationService:
         return answers
 
     @rpc(expected_exceptions=DomainError)
-    def list_registrations(self, slug: str, status: str | None = None) -> list:
-        with transaction(self.db) as session:
-            return reports.list_for_event(session, slug, status)
+    def list_registrations(self, slug: str, status: str | None, limit: int, after: str | None,
+                           actor: dict, audited: str | None = None) -> dict:
+        """A page of the list; ``audited`` ("read" or "exported") is
+        recorded with the page that begins a reading."""
+        action = {"read": audit.REGISTRATIONS_READ, "exported": audit.REGISTRATIONS_EXPORTED,
+                  None: None}[audited]
+
+        def read(session):
+            page = reports.list_for_event(session, slug, status, limit, after)
+            if action is not None:
+                audit.record(session, actor, action, slug, organisations.event_owner(session, slug),
+                             status=status, after=after)
+            return page
+        return self._in_transaction(read)
 
     @rpc(expected_exceptions=DomainError)
     def get_registration(self, registration_id: str) -> dict:
         return self._in_transaction(lambda s: registrations.get_registration(s, registration_id))
 
     @rpc(expected_exceptions=DomainError)
-    def cancel(self, registration_id: str) -> dict:
+    def cancel(self, registration_id: str, organiser: dict | None = None) -> dict:
         return self._in_transaction(lambda s: registrations.cancel(
-            s, self.outbox, self.links, registration_id))
+            s, self.outbox, self.links, registration_id, organiser))
+
+    @rpc(expected_exceptions=DomainError)
+    def change_details(self, registration_id: str, changes: dict) -> dict:
+        return self._in_transaction(lambda s: privacy.change_details(
+            s, self.outbox, self.links, registration_id, changes))
 
     @rpc(expected_exceptions=DomainError)
     def confirm(self, registration_id: str) -> dict:
@@ -149,6 +237,14 @@ class RegistrationService:
                                                          notice_after)
         notice_after = timedelta(seconds=self.settings.received_notice_seconds)
         while self._in_transaction(announce) == decisions.SLOW_DECISIONS_CLAIM:
+            pass
+
+    @every(RETENTION_POLL_SECONDS, eager=True)
+    def expire_personal_data(self):
+        """Erase the attendees of events that ended RETENTION_DAYS ago."""
+        retention = timedelta(days=self.settings.retention_days)
+        while self._in_transaction(lambda s: privacy.expire_personal_data(
+                s, self.outbox, retention)):
             pass
 
     # -- events from capacity ------------------------------------------------

@@ -13,11 +13,23 @@ from werkzeug.test import Client
 from services.gateway.routing import ApiServer
 from services.gateway.service import GatewayService
 from shared.config import Settings
+from shared.errors import NotAuthenticated
 from tests.support.ports import free_port
 
 ADMIN_KEY = "test-admin-key"
 SECRET_KEY = "test-secret-key"
 SERVICES = ("registration", "capacity", "notification")
+# What registration says the installation key is (organisations.INSTALLATION).
+INSTALLATION = {"key_id": "installation", "key_name": "installation key", "organisation": None,
+                "scopes": ["events", "registrations", "announce", "check-in", "keys"],
+                "events": None}
+
+
+def keys_known_to_registration(key, scope, slug=None, registration_id=None):
+    """Registration's ``access`` knowing no key but the installation's (None)."""
+    if key is not None:
+        raise NotAuthenticated("this key is unknown or was revoked")
+    return {"principal": INSTALLATION, "event": slug}
 
 
 @pytest.fixture
@@ -40,6 +52,7 @@ def start_gateway(monkeypatch):
                 container.subextensions.difference_update(iter_extensions(provider))
         stubs = dict(zip(SERVICES, replace_dependencies(container, *SERVICES)))
         # What notification says when nobody unsubscribed and mail goes.
+        stubs["registration"].access.side_effect = keys_known_to_registration
         stubs["notification"].mail_problem.return_value = None
         stubs["notification"].reach_of_event.return_value = {}
         stubs["notification"].reach_of_registration.return_value = {"unsubscribed_at": None,

@@ -13,9 +13,19 @@ from services.capacity.models import outbox as capacity_outbox
 from services.capacity.service import CapacityService
 from services.gateway import views
 from services.gateway.http_api import answer
-from services.gateway.models import Event, Registration, RegistrationAccepted, Stats, Webhook
+from services.gateway.models import (
+    ApiKey,
+    AuditEntry,
+    Event,
+    Organisation,
+    Registration,
+    RegistrationAccepted,
+    Stats,
+    Webhook,
+)
 from services.notification.service import NotificationService
 from services.registration.models import outbox as registration_outbox
+from services.registration.organisations import INSTALLATION
 from services.registration.service import RegistrationService
 from shared.config import Settings
 from shared.contracts import RegistrationRequested
@@ -49,11 +59,17 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
                               categories=[{"slug": "local", "capacity": 5}],
                               questions=[{"slug": "topic", "label": {"en": "Topic"}}])
     registration, capacity = services.registration, services.capacity
-    passes(Event, registration.create_event(document))
+    passes(Event, registration.create_event(document, None, INSTALLATION))
+    for event in registration.list_events(INSTALLATION):
+        passes(Event, event)
     event = registration.get_event("conf")
     passes(Event, event)
     passes(Event, views.public_event(event))
-    passes(Event, registration.update_event("conf", {"capacity": 20}))
+    passes(Event, registration.update_event("conf", {"capacity": 20}, INSTALLATION))
+    passes(Organisation, registration.create_organisation({"slug": "c", "name": "C"}, INSTALLATION))
+    passes(ApiKey, registration.create_key("c", {"name": "k", "scopes": ["events"]}, INSTALLATION))
+    for key in registration.list_keys("c", INSTALLATION):
+        passes(ApiKey, key)
 
     [result] = registration.register_many([{
         "slug": "conf", "body": {"name": "Amira", "email": "amira@example.org", "category": "local",
@@ -62,7 +78,9 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
     passes(RegistrationAccepted, json.loads(json.dumps(result["answer"])))   # as RPC sends it
     registration_id = result["answer"]["id"]
     passes(Registration, registration.get_registration(registration_id))
-    passes(list[Registration], registration.list_registrations("conf"))
+    passes(list[Registration],
+           registration.list_registrations("conf", None, 100, None, INSTALLATION, "read")["rows"])
+    passes(list[AuditEntry], registration.audit_trail(INSTALLATION, None, 100, None)["entries"])
 
     with transaction(capacity.db) as session:
         seats.apply_event(session, capacity.outbox, parse(EventSpec, document), 1)

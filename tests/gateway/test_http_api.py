@@ -5,7 +5,15 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.gateway.http_api import MAX_BODY, Problem, read_json, require_admin, require_token
+from services.gateway.http_api import (
+    MAX_BODY,
+    Problem,
+    installation_key_or,
+    next_link,
+    read_json,
+    require_bearer,
+    require_token,
+)
 from services.gateway.params import IDEMPOTENCY_KEY, STATUS, WAIT
 from shared.tokens import attendee_token
 
@@ -40,11 +48,24 @@ def test_problems_are_rfc9457_documents():
                     "detail": "bad", "errors": [{"field": "email", "message": "x"}]}
 
 
-def test_organiser_calls_need_the_key():
-    require_admin(make_request(headers={"Authorization": "Bearer k3y"}), "k3y")
-    assert status_of(lambda: require_admin(make_request(), "k3y")) == 401
-    assert status_of(lambda: require_admin(make_request(headers={"Authorization": "Bearer nope"}),
-                                           "k3y")) == 401
+def test_organiser_calls_need_a_bearer_key():
+    assert require_bearer(make_request(headers={"Authorization": "Bearer k3y"})) == "k3y"
+    for headers in ({}, {"Authorization": "Basic k3y"}, {"Authorization": "Bearer "},
+                    {"Authorization": "Bearer kéy"}):
+        assert status_of(lambda h=headers: require_bearer(make_request(headers=h))) == 401
+
+
+def test_the_installation_key_is_told_apart():
+    assert installation_key_or("k3y", "k3y") is None
+    assert installation_key_or("evk_other", "k3y") == "evk_other"
+
+
+def test_the_next_page_is_named_relative_with_the_same_query():
+    request = make_request(query={"limit": "2", "status": "confirmed", "after": "a"})
+    link = next_link(request, "b" * 32)["Link"]
+    assert link.startswith("</") and link.endswith('>; rel="next"')
+    assert "limit=2" in link and "status=confirmed" in link and f"after={'b' * 32}" in link
+    assert "after=a&" not in link and next_link(request, None) == {}
 
 
 def test_attendee_tokens_are_checked():
@@ -83,8 +104,8 @@ def test_csv_cells_cannot_run_as_formulas():
     from services.gateway.exports import cell, registrations_csv
     assert cell("=HYPERLINK(\"http://evil\")") == "'=HYPERLINK(\"http://evil\")"
     assert cell("+1") == "'+1" and cell("Amira") == "Amira" and cell(None) == ""
-    text = registrations_csv([{"id": "r1", "name": "@x", "sessions": ["a", "b"],
-                               "answers": {"topic": "-1"}}], ["topic"], str)
+    text = "".join(registrations_csv([[{"id": "r1", "name": "@x", "sessions": ["a", "b"],
+                                        "answers": {"topic": "-1"}}]], ["topic"], str))
     assert text.splitlines()[1].startswith("r1,,'@x") and text.rstrip().endswith("'-1")
 
 

@@ -102,7 +102,7 @@ def test_a_preview_is_asked_of_notification_for_one_kind_and_language(gateway):
 
 
 def test_lists_exports_stats_and_the_registration_show_who_mail_does_not_reach(gateway):
-    gateway.registration.list_registrations.return_value = [samples.registration()]
+    gateway.registration.list_registrations.return_value = {"rows": [samples.registration()], "next": None}
     gateway.registration.get_registration.return_value = samples.registration()
     gateway.registration.get_event.return_value = samples.event()
     gateway.registration.stats.return_value = samples.STATS

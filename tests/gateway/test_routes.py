@@ -14,14 +14,14 @@ from services.gateway.service import GatewayService
 from shared.errors import Conflict, Invalid, NotFound
 
 from . import samples
-from .conftest import ADMIN_KEY
+from .conftest import ADMIN_KEY, INSTALLATION
 from .samples import HOOK_ID, REGISTRATION_ID, TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 NO_NEWS = {"unsubscribed_at": None, "undeliverable": None}
 ORIGIN = "https://conference.example.org"
 VALUES = {"slug": "conf", "registration_id": REGISTRATION_ID, "hook_id": HOOK_ID, "name": "page.css",
-          "kind": "announcement"}
+          "kind": "announcement", "organisation": "coalition", "key_id": "f" * 32}
 
 
 def url_of(route) -> str:
@@ -43,10 +43,13 @@ def test_organiser_routes_need_the_key(gateway, route):
     response = gateway.client.open(url_of(route), method=route.method)
     problem(response, 401)
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert not gateway.registration.method_calls and not gateway.notification.method_calls
     wrong = gateway.client.open(url_of(route), method=route.method,
                                 headers={"Authorization": "Bearer nope"})
     problem(wrong, 401)
-    assert not gateway.registration.method_calls and not gateway.notification.method_calls
+    # Only registration, which keeps the keys, was asked; nothing else was done.
+    assert [call[0] for call in gateway.registration.method_calls] == ["access"]
+    assert not gateway.notification.method_calls and not gateway.capacity.method_calls
 
 
 @pytest.mark.parametrize("route", [r for r in openapi.routes(GatewayService) if r.caller == ATTENDEE],
@@ -65,7 +68,7 @@ def test_creating_an_event(gateway):
     response = gateway.client.post("/api/v1/events", json=document, headers=ADMIN)
     assert response.status_code == 201 and response.headers["Location"] == "/api/v1/events/conf"
     assert response.get_json() == document
-    gateway.registration.create_event.assert_called_once_with(document)
+    gateway.registration.create_event.assert_called_once_with(document, None, INSTALLATION)
     gateway.registration.create_event.side_effect = Conflict("taken", [{"field": "slug",
                                                                         "message": "already taken"}])
     taken = problem(gateway.client.post("/api/v1/events", json=document, headers=ADMIN), 409)
@@ -94,7 +97,7 @@ def test_changing_an_event_takes_json_or_a_merge_patch(gateway):
         response = gateway.client.patch("/api/v1/events/conf", data='{"capacity": 20}',
                                         content_type=media, headers=ADMIN)
         assert response.status_code == 200 and response.get_json()["capacity"] == 20
-    gateway.registration.update_event.assert_called_with("conf", {"capacity": 20})
+    gateway.registration.update_event.assert_called_with("conf", {"capacity": 20}, INSTALLATION)
     problem(gateway.client.patch("/api/v1/events/conf", data="capacity=20",
                                  content_type="text/plain", headers=ADMIN), 415)
 
@@ -110,37 +113,43 @@ def test_stats_merge_counts_with_seats(gateway):
 
 
 def test_registrations_are_listed_as_json_or_csv_filtered_by_status(gateway):
-    gateway.registration.list_registrations.return_value = [samples.registration()]
+    gateway.registration.list_registrations.return_value = {"rows": [samples.registration()],
+                                                            "next": None}
     gateway.registration.get_event.return_value = samples.event()
     url = "/api/v1/events/conf/registrations"
     listed = gateway.client.get(url, headers=ADMIN, query_string={"status": "confirmed"})
     assert listed.get_json() == [{**samples.registration(), **NO_NEWS}]
-    gateway.registration.list_registrations.assert_called_with("conf", "confirmed")
+    assert "Link" not in listed.headers
+    gateway.registration.list_registrations.assert_called_with("conf", "confirmed", 100, None,
+                                                               INSTALLATION, "read")
     csv = gateway.client.get(url, headers=ADMIN, query_string={"format": "csv"})
     assert csv.mimetype == "text/csv" and "conf-registrations.csv" in csv.headers["Content-Disposition"]
     assert csv.get_data(as_text=True).splitlines()[1].endswith("'=1+1")     # no formula
-    for query in ({"status": "lost"}, {"format": "xml"}):
+    gateway.registration.list_registrations.assert_called_with("conf", None, 500, None,
+                                                               INSTALLATION, "exported")
+    for query in ({"status": "lost"}, {"format": "xml"}, {"limit": "0"}, {"limit": "1001"}):
         field = problem(gateway.client.get(url, headers=ADMIN, query_string=query), 400)["errors"]
         assert field[0]["field"] == next(iter(query))
 
 
 def test_an_announcement_passes_the_idempotency_key_on(gateway):
-    gateway.registration.get_event.return_value = samples.event()
-    gateway.notification.announce.return_value = {"id": "a" * 32, "recipients": 2}
+    gateway.registration.announce.return_value = {"id": "a" * 32}
+    gateway.notification.audience.return_value = 2
     url = "/api/v1/events/conf/announcements"
     body = {"subject": {"en": "Room change"}, "body": {"en": "Hall B"}}
     response = gateway.client.post(url, json=body, headers={**ADMIN, "Idempotency-Key": "ann 1"})
     assert response.status_code == 202 and response.get_json() == {"id": "a" * 32, "recipients": 2}
-    gateway.notification.announce.assert_called_once_with("conf", "ann 1", body["subject"], body["body"])
+    gateway.registration.announce.assert_called_once_with("conf", "ann 1", body["subject"],
+                                                          body["body"], INSTALLATION)
     gateway.client.post(url, json=body, headers=ADMIN)
-    assert gateway.notification.announce.call_args.args[1] is None
+    assert gateway.registration.announce.call_args.args[1] is None
     problem(gateway.client.post(url, json=body, headers={**ADMIN, "Idempotency-Key": "x" * 201}), 400)
-    gateway.notification.announce.side_effect = Invalid("give the default language", [
+    gateway.registration.announce.side_effect = Invalid("give the default language", [
         {"field": "subject.en", "message": "the event's default language is required"}])
     missing = problem(gateway.client.post(url, json=body, headers=ADMIN), 422)
     assert missing["errors"][0]["field"] == "subject.en"
     problem(gateway.client.post(url, json={"subject": {}, "body": {"en": "x"}}, headers=ADMIN), 422)
-    gateway.registration.get_event.side_effect = NotFound("no event")
+    gateway.registration.access.side_effect = NotFound("no event")
     problem(gateway.client.post(url, json=body, headers=ADMIN), 404)
 
 

@@ -68,7 +68,7 @@ def test_the_series_routes_need_the_attendees_token(gateway, path):
 
 
 def test_the_export_says_who_follows_and_which_sessions_wait_or_were_cancelled(gateway):
-    gateway.registration.list_registrations.return_value = [samples.follower()]
+    gateway.registration.list_registrations.return_value = {"rows": [samples.follower()], "next": None}
     gateway.registration.get_event.return_value = samples.event(sessions=samples.series())
     text = gateway.client.get("/api/v1/events/conf/registrations", headers=ADMIN,
                               query_string={"format": "csv"}).get_data(as_text=True)

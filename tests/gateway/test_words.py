@@ -201,7 +201,7 @@ def test_an_installation_renames_a_territory_in_lists_exports_and_stats(start_ga
     # no override given for Palestine here: CLDR's own name stands
     assert dict(countries)["PS"] == "Palestinian Territories"
     gateway.registration.get_event.return_value = summit()
-    gateway.registration.list_registrations.return_value = [samples.registration(country="TW")]
+    gateway.registration.list_registrations.return_value = {"rows": [samples.registration(country="TW")], "next": None}
     csv = gateway.client.get("/api/v1/events/conf/registrations", query_string={"format": "csv"},
                              headers={"Authorization": "Bearer test-admin-key"}).get_data(as_text=True)
     assert ",TW,Taiwan," in csv

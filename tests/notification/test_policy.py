@@ -8,11 +8,11 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select, update
 
-from services.notification import events, policy
+from services.notification import erasure, events, policy, recipients
 from services.notification.models import attendees, deliveries, scheduled
-from shared.contracts import Attendee, RegistrationStatusChanged
+from shared.contracts import AnnouncementRequested, Attendee, RegistrationStatusChanged
 from shared.db import transaction
-from shared.errors import EventNotKnownYet, Invalid, NotFound
+from shared.errors import EventNotKnownYet, NotFound
 from shared.schemas import EventSpec, parse
 from tests.support.documents import event_document
 
@@ -90,10 +90,12 @@ def send_due(db, now):
         return policy.send_due(session, now, events.reader(session))
 
 
-def announce(db, key, subject=None, body=None, slug=None):
+def announce(db, announcement_id, slug=None):
+    """An announcement as registration records it; returns how many were queued."""
     with transaction(db) as session:
-        return policy.announce(session, slug or SLUG, key, subject or {"en": "News"},
-                               body or {"en": "Doors open at nine."})
+        return policy.announce(session, AnnouncementRequested(
+            announcement_id=announcement_id, event_slug=slug or SLUG, subject={"en": "News"},
+            body={"en": "Doors open at nine."}))
 
 
 def seat(db, registration, status="confirmed", sessions=("day-1",)):
@@ -309,45 +311,38 @@ def test_nothing_due_claims_nothing(db):
 
 # -- announcements -------------------------------------------------------------------------
 
-def test_an_announcement_reaches_every_seated_attendee_once_per_key(db):
+def test_an_announcement_reaches_every_seated_attendee_once_per_id(db):
     publish(db, event())
     seat(db, "r1")
     seat(db, "r2", status="held")
     seat(db, "r3", status="waitlisted")
     tell(db, change("confirmed", 1, "r4"), change("cancelled", 2, "r4"))
-    first = announce(db, "key-1")
-    assert first == {"id": policy.announcement_id(SLUG, "key-1"), "recipients": 2}
+    assert announce(db, "a1") == 2
     announced = [(c, r) for c, kind, r in queued(db) if kind == "announcement"]
-    assert announced == [(f"announcement:{first['id']}:r1", "r1@example.org"),
-                         (f"announcement:{first['id']}:r2", "r2@example.org")]
-    assert announce(db, "key-1")["id"] == first["id"]
-    assert kinds(db).count("announcement") == 2           # the repeat sent nothing
-    other = announce(db, "key-2")
-    assert other["id"] != first["id"] and kinds(db).count("announcement") == 4
+    assert announced == [("announcement:a1:r1", "r1@example.org"), ("announcement:a1:r2", "r2@example.org")]
+    assert announce(db, "a1") == 0                         # a repeat sends nothing
+    assert announce(db, "a2") == 2 and kinds(db).count("announcement") == 4
 
 
-def test_an_announcement_is_named_by_its_event_and_key():
-    assert policy.announcement_id("conf", "k") != policy.announcement_id("other", "k")
-    assert policy.announcement_id("conf", None) != policy.announcement_id("conf", None)
-
-
-def test_an_announcement_needs_the_events_default_language(db):
-    publish(db, event(languages=("fr", "en")))
-    seat(db, "r1")
-    with pytest.raises(Invalid) as refused:
-        announce(db, "key-1", subject={"en": "News"}, body={"ar": "..."})
-    assert refused.value.status == 422
-    assert [f["field"] for f in refused.value.fields] == ["subject.fr", "body.fr"]
-    with pytest.raises(Invalid) as refused:
-        announce(db, "key-1", subject={"fr": "Nouvelles"}, body={"en": "Hello"})
-    assert [f["field"] for f in refused.value.fields] == ["body.fr"]
-    assert "announcement" not in kinds(db)
-
-
-def test_an_announcement_for_an_event_not_known_yet_reaches_nobody(db):
-    assert announce(db, "key-1", slug="unknown") == {
-        "id": policy.announcement_id("unknown", "key-1"), "recipients": 0}
+def test_an_announcement_for_an_event_not_known_yet_waits_for_it(db):
+    with pytest.raises(EventNotKnownYet):
+        announce(db, "a1", slug="unknown")
     assert queued(db) == []
+
+
+def test_the_audience_is_whom_an_announcement_reaches(db):
+    publish(db, event())
+    seat(db, "r1")
+    seat(db, "r2", status="held")
+    seat(db, "r3", status="waitlisted")
+    seat(db, "r4")
+    seat(db, "r5")
+    with transaction(db) as session:
+        recipients.unsubscribe(session, "r4")
+        erasure.erase(session, "r5", SLUG)
+        assert recipients.audience(session, SLUG) == 2
+        assert recipients.audience(session, "unknown") == 0
+    assert announce(db, "a1") == 2
 
 
 # -- calendars -----------------------------------------------------------------------------

@@ -17,12 +17,19 @@ from nameko.containers import ServiceContainer
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 from sqlalchemy import select, update
 
-from services.notification.models import deliveries, scheduled
+from services.notification.models import attendees, deliveries, scheduled
 from services.notification.service import MIGRATIONS, NotificationService
 from shared.config import Settings
-from shared.contracts import Attendee, EventPublished, RegistrationStatusChanged, envelope
+from shared.contracts import (
+    AnnouncementRequested,
+    Attendee,
+    EventPublished,
+    RegistrationErased,
+    RegistrationStatusChanged,
+    envelope,
+)
 from shared.db import Database, make_engine, run_migrations, transaction
-from shared.errors import EventNotKnownYet, Invalid, NotFound
+from shared.errors import EventNotKnownYet, NotFound
 from shared.schemas import EventSpec, parse
 from tests.support.documents import event_document
 
@@ -86,6 +93,11 @@ def queued(container):
     with transaction(database(container)) as session:
         return [(r.kind, r.registration_id) for r in session.execute(
             select(deliveries).order_by(deliveries.c.id))]
+
+
+def attendee(container):
+    with transaction(database(container)) as session:
+        return session.execute(select(attendees)).one()
 
 
 def event(slug, day_1=DAY_1):
@@ -158,20 +170,49 @@ def test_a_status_change_for_an_unknown_event_fails_for_a_retry(container, sende
     assert queued(container) == [] and sender.calls == []
 
 
-def test_announce_gives_its_id_and_recipients_and_a_repeat_sends_nothing(container, sender, slug,
+def announcement(slug, announcement_id="a" * 32):
+    return AnnouncementRequested(announcement_id=announcement_id, event_slug=slug,
+                                 subject={"en": "News"}, body={"en": "Doors at nine."})
+
+
+def test_a_requested_announcement_is_queued_once_however_often_it_arrives(container, sender, slug,
                                                                           seated):
-    first = call(container, "announce", slug, "key-1", {"en": "News"}, {"en": "Doors at nine."})
-    assert set(first) == {"id", "recipients"} and first["recipients"] == 1
-    again = call(container, "announce", slug, "key-1", {"en": "News"}, {"en": "Doors at nine."})
-    assert again["id"] == first["id"]
+    body = envelope(announcement(slug))
+    call(container, "on_announcement_requested", body)
+    call(container, "on_announcement_requested", body)                     # redelivered
+    call(container, "on_announcement_requested", envelope(announcement(slug)))   # published twice
     assert [kind for kind, _ in queued(container)].count("announcement") == 1
-    assert sender.calls[-2:] == ["wake", "wake"]
+    assert sender.calls == ["queued", "queued"]
 
 
-def test_announce_without_the_default_language_is_refused(container, slug, seated):
-    with pytest.raises(Invalid) as refused:
-        call(container, "announce", slug, "key-1", {"fr": "Nouvelles"}, {"en": "Hello"})
-    assert [f["field"] for f in refused.value.fields] == ["subject.en"]
+def test_a_requested_announcement_for_an_unknown_event_fails_for_a_retry(container, sender, slug):
+    body = envelope(announcement(slug))
+    with pytest.raises(EventNotKnownYet):
+        call(container, "on_announcement_requested", body)
+    call(container, "on_event_published", envelope(EventPublished(event=event(slug), revision=1)))
+    call(container, "on_status_changed", [envelope(change(slug))])
+    call(container, "on_announcement_requested", body)                     # the retry is not skipped
+    assert ("announcement", "r1") in queued(container)
+
+
+def test_the_audience_rpc_counts_whom_an_announcement_would_reach(container, slug, seated):
+    call(container, "on_status_changed", [envelope(change(slug, "waitlisted", registration="r2"))])
+    assert call(container, "audience", slug) == 1
+    assert call(container, "audience", "unknown") == 0
+
+
+def test_an_erasure_is_applied_once_and_a_late_change_restores_nothing(container, sender, slug,
+                                                                        seated):
+    body = envelope(RegistrationErased(registration_id="r1", event_slug=slug))
+    call(container, "on_registration_erased", body)
+    before = attendee(container), queued(container)
+    call(container, "on_registration_erased", body)
+    call(container, "on_status_changed", [envelope(change(slug, "cancelled", seq=2))])
+    assert (attendee(container), queued(container)) == before and before[0].erased_at is not None
+    with transaction(database(container)) as session:
+        assert session.execute(select(deliveries.c.recipient, deliveries.c.content,
+                                      deliveries.c.status)).one() == ("", {}, "withdrawn")
+    assert sender.calls == ["queued"]                          # no webhooks: nothing new to send
 
 
 def test_the_calendar_rpc_gives_icalendar_text(container, slug, seated):

@@ -6,8 +6,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.registration import catalogue, decisions, registrations, reports
+from services.registration.models import FIRST_ORGANISATION
 from services.registration.models import outbox as outbox_table
 from services.registration.models import registrations as registrations_table
+from services.registration.organisations import INSTALLATION
 from shared.contracts import (
     EventPublished,
     RegistrationCancelled,
@@ -42,7 +44,7 @@ def outbox():
 def make_event(db, outbox, **fields):
     spec = EventSpec.model_validate_json(json.dumps(event_document(**fields)))
     with transaction(db) as session:
-        catalogue.create_event(session, outbox, spec)
+        catalogue.create_event(session, outbox, spec, FIRST_ORGANISATION, INSTALLATION)
     return spec
 
 
@@ -364,11 +366,11 @@ def test_a_session_is_added_to_a_seat_and_a_cancelled_one_never(db, outbox):
     cancelled = [event_document()["sessions"][0], {**DAY_2, "cancelled": True}]
     with transaction(db) as session:
         catalogue.update_event(session, outbox, spec.slug, {"sessions": cancelled},
-                               reports.choices_in_use)
+                               reports.choices_in_use, INSTALLATION)
     with transaction(db) as session, pytest.raises(Conflict, match="stays cancelled"):
         catalogue.update_event(session, outbox, spec.slug,
                                {"sessions": [event_document()["sessions"][0], DAY_2]},
-                               reports.choices_in_use)
+                               reports.choices_in_use, INSTALLATION)
     with pytest.raises(Invalid):
         register(db, outbox, spec.slug, email="late@example.org", sessions=["day-2"])
     assert status_of(db, register(db, outbox, spec.slug, email="f@example.org")["id"]
