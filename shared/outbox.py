@@ -18,7 +18,20 @@ import time
 from datetime import timedelta
 
 from kombu import Exchange
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from shared import metrics
@@ -46,7 +59,11 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", UTCDateTime),
         Column("attempts", Integer, nullable=False),        # Outbox.add_many writes 0
         Column("next_attempt_at", UTCDateTime, nullable=False),
+        # The registration the message is about, if any: an erasure finds its
+        # copies by this index, not by reading every body.
+        Column("registration_id", String(32)),
         Index("ix_outbox_unpublished", "published_at", "next_attempt_at"),
+        Index("ix_outbox_registration", "registration_id"),
     )
 
 
@@ -74,28 +91,40 @@ class Outbox:
             body = envelope(message, correlation_id or default)
             rows.append({"message_id": body["message_id"], "event_type": message.TYPE,
                          "body": json.dumps(body), "created_at": now, "attempts": 0,
-                         "next_attempt_at": now})
+                         "next_attempt_at": now,
+                         "registration_id": getattr(message, "registration_id", None)})
         session.execute(self.table.insert(), rows)
         self._on_added()
         return [row["message_id"] for row in rows]
 
 
 def scrub_attendees(session: Session, table: Table, **about: str) -> int:
-    """Blank the attendee's name and address in the messages (sent or not)
-    whose data says ``about`` (``registration_id=…`` or ``event_slug=…``):
-    after an erasure no copy stays in the outbox. Returns how many."""
+    """After an erasure, no copy of the attendee stays in the outbox: of the
+    messages whose data says ``about`` (``registration_id=…``, found by its
+    index, or ``event_slug=…``, read through) that carry an attendee, those
+    not yet sent are dropped (their news is for someone no longer there) and
+    those sent keep no name, address, zone or links. Returns how many."""
     [(field, value)] = about.items()
-    needle = json.dumps({field: value})[1:-1]           # the pair as envelope() writes it
-    rows = session.execute(select(table.c.id, table.c.body).where(
-        table.c.body.contains(needle, autoescape=True))).all()
+    if field == "registration_id":
+        found = table.c.registration_id == value
+    else:
+        needle = json.dumps({field: value})[1:-1]       # the pair as envelope() writes it
+        found = table.c.body.contains(needle, autoescape=True)
+    rows = session.execute(select(table.c.id, table.c.body, table.c.published_at).where(
+        found)).all()
     scrubbed = 0
     for row in rows:
         body = json.loads(row.body)
-        attendee = body["data"].get("attendee")
-        if body["data"].get(field) == value and attendee:
-            attendee.update(name="", email="")
+        data = body["data"]
+        if data.get(field) != value or not data.get("attendee"):
+            continue
+        if row.published_at is None:
+            session.execute(delete(table).where(table.c.id == row.id))
+        else:
+            data["attendee"].update(name="", email="", timezone=None)
+            data["links"] = {}
             session.execute(update(table).where(table.c.id == row.id).values(body=json.dumps(body)))
-            scrubbed += 1
+        scrubbed += 1
     return scrubbed
 
 

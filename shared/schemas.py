@@ -235,6 +235,12 @@ class RegistrationRequest(Strict):
             raise ValueError(str(exc)) from None
 
 
+class NewEvent(EventSpec):
+    """An event to create, and whose it is: the installation key names the
+    organisation (none: "default"); an organisation's key makes its own."""
+    organisation: Slug | None = None
+
+
 class DetailsChange(Strict):
     """What an attendee may change of their registration; ``answers``
     replaces every answer."""

@@ -126,9 +126,9 @@ def require_bearer(request: Request) -> str:
     return key
 
 
-def installation_key_or(key: str, admin_key: str) -> str | None:
-    """None for the installation key (ADMIN_API_KEY), else the key itself."""
-    return None if hmac.compare_digest(key.encode(), admin_key.encode()) else key
+def is_installation_key(key: str, admin_key: str) -> bool:
+    """Whether the key is ADMIN_API_KEY (in constant time)."""
+    return hmac.compare_digest(key.encode(), admin_key.encode())
 
 
 def require_token(request: Request, secret_key: str, registration_id: str,

@@ -128,7 +128,7 @@ def error_codes(route: HttpRoute, has_path_ids: bool) -> set[int]:
         codes.add(404)
     if route.caller in (ORGANISER, ATTENDEE_OR_ORGANISER):
         codes.add(401)
-    if route.scope is not None:
+    if route.scopes:
         codes.add(403)
     if route.doc.body is not None:
         codes |= {400, 413, 415, 422}

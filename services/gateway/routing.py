@@ -21,12 +21,19 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map
 from werkzeug.wrappers import Request, Response
 
-from shared import logs
+from shared import keys, logs
 from shared.schemas import SLUG
 from shared.tokens import unsubscribe_token
 
 from . import limits, pages
-from .http_api import Problem, call, installation_key_or, require_bearer, require_token
+from .http_api import (
+    UNAUTHORIZED,
+    Problem,
+    call,
+    is_installation_key,
+    require_bearer,
+    require_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +90,15 @@ class Keys(DependencyProvider):
 
     def admit(self, worker_ctx, request: Request, slug: str | None = None,
               registration_id: str | None = None) -> dict:
-        key = installation_key_or(require_bearer(request),
-                                  self.container.config["SETTINGS"].admin_api_key)
-        access = call(worker_ctx.service.registration.access, key, worker_ctx.entrypoint.scope,
-                      slug, registration_id)
-        return access["principal"]
+        key = require_bearer(request)
+        if is_installation_key(key, self.container.config["SETTINGS"].admin_api_key):
+            presented = None
+        else:
+            presented = keys.fingerprint(key)    # the secret itself stays here
+            if presented is None:
+                raise Problem(401, "Unauthorized", "this is not an API key", headers=UNAUTHORIZED)
+        return call(worker_ctx.service.registration.access, presented,
+                    list(worker_ctx.entrypoint.scopes), slug, registration_id)
 
 
 class RateLimit(SharedExtension):
@@ -178,10 +189,11 @@ class HttpRoute(HttpRequestHandler):
     server = ApiServer()
     rate_limit = RateLimit()
 
-    def __init__(self, method, url, *, caller=PUBLIC, scope=None, rate_limited=False, page=False,
+    def __init__(self, method, url, *, caller=PUBLIC, scopes=(), rate_limited=False, page=False,
                  **doc):
         super().__init__(method, url, expected_exceptions=Problem)
-        self.caller, self.scope, self.rate_limited, self.page = caller, scope, rate_limited, page
+        self.caller, self.rate_limited, self.page = caller, rate_limited, page
+        self.scopes = tuple(scopes)           # an organiser key needs every one of these
         self.doc = Doc(**doc)
 
     def handle_request(self, request: Request) -> Response:

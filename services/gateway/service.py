@@ -17,8 +17,8 @@ from shared.metrics import EntrypointMetrics
 from shared.schemas import (
     AnnouncementRequest,
     DetailsChange,
-    EventSpec,
     KeyRequest,
+    NewEvent,
     OrganisationRequest,
     RegistrationRequest,
     WebhookRequest,
@@ -115,7 +115,7 @@ class GatewayService:
         return answer(list[Organisation], call(self.registration.list_organisations,
                                                self.keys(request)))
 
-    @route("POST", ORGANISATION + "/keys", caller=ORGANISER, scope="keys", tag="organisations",
+    @route("POST", ORGANISATION + "/keys", caller=ORGANISER, scopes=("keys",), tag="organisations",
            summary="Make a key of the organisation (its secret is in this answer only)",
            body=KeyRequest, answers={201: ApiKey})
     def create_key(self, request, organisation):
@@ -124,14 +124,14 @@ class GatewayService:
         return answer(ApiKey, call(self.registration.create_key, organisation,
                                    key.model_dump(), actor), 201)
 
-    @route("GET", ORGANISATION + "/keys", caller=ORGANISER, scope="keys", tag="organisations",
+    @route("GET", ORGANISATION + "/keys", caller=ORGANISER, scopes=("keys",), tag="organisations",
            summary="The organisation's keys, revoked ones too (never their secrets)",
            answers={200: list[ApiKey]})
     def list_keys(self, request, organisation):
         actor = self.keys(request)
         return answer(list[ApiKey], call(self.registration.list_keys, organisation, actor))
 
-    @route("DELETE", ORGANISATION + "/keys/<id:key_id>", caller=ORGANISER, scope="keys",
+    @route("DELETE", ORGANISATION + "/keys/<id:key_id>", caller=ORGANISER, scopes=("keys",),
            tag="organisations", summary="Revoke a key: refused from now on, by every gateway",
            answers={204: None})
     def revoke_key(self, request, organisation, key_id):
@@ -139,7 +139,7 @@ class GatewayService:
         call(self.registration.revoke_key, organisation, key_id, actor)
         return Response(status=204)
 
-    @route("GET", "/api/v1/audit", caller=ORGANISER, scope="keys", tag="organisations",
+    @route("GET", "/api/v1/audit", caller=ORGANISER, scopes=("keys",), tag="organisations",
            summary="Who did what, when, to which event: the organisation's audit trail, oldest "
                    "first", params=(EVENT_FILTER, LIMIT, AFTER), answers={200: list[AuditEntry]})
     def audit(self, request):
@@ -154,17 +154,15 @@ class GatewayService:
     def list_events(self, request):
         return answer(list[Event], call(self.registration.list_events, self.keys(request)))
 
-    @route("POST", "/api/v1/events", caller=ORGANISER, scope="events", summary="Create an event",
-           body=EventSpec, answers={201: Event}, errors=(409,))
+    @route("POST", "/api/v1/events", caller=ORGANISER, scopes=("events",),
+           summary="Create an event (the installation key names its organisation)",
+           body=NewEvent, answers={201: Event}, errors=(409,))
     def create_event(self, request):
         actor = self.keys(request)
-        document = read_json(request)
-        # The installation key says whose event it is; an organisation's key makes its own.
-        organisation = document.pop("organisation", None)
-        spec = validate(EventSpec, document)
-        event = call(self.registration.create_event, spec.model_dump(mode="json"),
-                     organisation if isinstance(organisation, str) else None, actor)
-        return answer(Event, event, 201, {"Location": f"/api/v1/events/{spec.slug}"})
+        new = validate(NewEvent, read_json(request))
+        event = call(self.registration.create_event, new.model_dump(mode="json", exclude={
+            "organisation"}), new.organisation, actor)
+        return answer(Event, event, 201, {"Location": f"/api/v1/events/{new.slug}"})
 
     @route("GET", EVENT, summary="Read an event (with an organiser key that reaches it: seats, "
                                  "join link and the translations it lacks)",
@@ -177,7 +175,7 @@ class GatewayService:
         return answer(Event, {**event, "seats": call(self.capacity.event_seats, slug),
                               "missing_translations": views.missing_translations(event)})
 
-    @route("PATCH", EVENT, caller=ORGANISER, scope="events",
+    @route("PATCH", EVENT, caller=ORGANISER, scopes=("events",),
            summary="Change top-level fields of an event", body=EventPatch, media=PATCH_MEDIA,
            answers={200: Event}, errors=(409,))
     def update_event(self, request, slug):
@@ -185,7 +183,7 @@ class GatewayService:
         changes = read_json(request, PATCH_MEDIA)
         return answer(Event, call(self.registration.update_event, slug, changes, actor))
 
-    @route("GET", EVENT + "/stats", caller=ORGANISER, scope="registrations",
+    @route("GET", EVENT + "/stats", caller=ORGANISER, scopes=("registrations",),
            summary="Seats and counts per status, category, session, language and country",
            answers={200: Stats})
     def stats(self, request, slug):
@@ -197,7 +195,7 @@ class GatewayService:
                                          call(self.notification.reach_of_event, slug),
                                          country_name, event["sessions"]))
 
-    @route("GET", EVENT + "/registrations", caller=ORGANISER, scope="registrations",
+    @route("GET", EVENT + "/registrations", caller=ORGANISER, scopes=("registrations",),
            summary="The registrations, oldest first: JSON a page at a time (a Link header names "
                    "the next), or CSV, every row, streamed", params=(FORMAT, STATUS, LIMIT, AFTER),
            answers={200: (list[Registration], "text/csv")})
@@ -233,7 +231,7 @@ class GatewayService:
         return attachment(exports.registrations_csv(pages(), questions, country_name),
                           "text/csv", f"{slug}-registrations.csv")
 
-    @route("POST", EVENT + "/announcements", caller=ORGANISER, scope="announce",
+    @route("POST", EVENT + "/announcements", caller=ORGANISER, scopes=("announce",),
            summary="Send a message to every attendee with a seat, in their language",
            body=AnnouncementRequest, params=(IDEMPOTENCY_KEY,),
            answers={202: AnnouncementAccepted})
@@ -246,7 +244,7 @@ class GatewayService:
                       announcement.body, actor)
         return answer(AnnouncementAccepted, {**result, "recipients": recipients}, 202)
 
-    @route("GET", EVENT + "/messages/<slug:kind>/preview", caller=ORGANISER, scope="events",
+    @route("GET", EVENT + "/messages/<slug:kind>/preview", caller=ORGANISER, scopes=("events",),
            params=(LANGUAGE,),
            summary="A sample of one message kind for this event in one of its languages",
            answers={200: MessagePreview}, errors=(409, 422))
@@ -255,8 +253,8 @@ class GatewayService:
         language = LANGUAGE.read(request)
         return answer(MessagePreview, call(self.notification.preview, slug, kind, language))
 
-    # Webhooks carry attendees' data out: they need the scope that reads it.
-    @route("POST", EVENT + "/webhooks", caller=ORGANISER, scope="registrations",
+    # Webhooks carry attendees' data out: they need the scope that reads it too.
+    @route("POST", EVENT + "/webhooks", caller=ORGANISER, scopes=("events", "registrations"),
            body=WebhookRequest, summary="Register a webhook (the answer carries its signing secret)",
            answers={201: Webhook})
     def add_webhook(self, request, slug):
@@ -264,13 +262,14 @@ class GatewayService:
         hook = validate(WebhookRequest, read_json(request))
         return answer(Webhook, call(self.notification.add_webhook, slug, str(hook.url)), 201)
 
-    @route("GET", EVENT + "/webhooks", caller=ORGANISER, scope="registrations",
+    @route("GET", EVENT + "/webhooks", caller=ORGANISER, scopes=("registrations",),
            summary="List the event's webhooks", answers={200: list[Webhook]})
     def list_webhooks(self, request, slug):
         self.keys(request, slug)
         return answer(list[Webhook], call(self.notification.list_webhooks, slug))
 
-    @route("DELETE", EVENT + "/webhooks/<id:hook_id>", caller=ORGANISER, scope="registrations",
+    @route("DELETE", EVENT + "/webhooks/<id:hook_id>", caller=ORGANISER,
+           scopes=("events", "registrations"),
            summary="Remove a webhook", answers={204: None})
     def remove_webhook(self, request, slug, hook_id):
         self.keys(request, slug)
@@ -326,7 +325,8 @@ class GatewayService:
         return answer(Registration, call(self.registration.change_details, registration_id,
                                          changes.model_dump(exclude_unset=True)))
 
-    @route("DELETE", REGISTRATION, caller=ATTENDEE_OR_ORGANISER, scope="registrations",
+    # An organiser who cancels or erases changes the event's list: both scopes.
+    @route("DELETE", REGISTRATION, caller=ATTENDEE_OR_ORGANISER, scopes=("events", "registrations"),
            rate_limited=True,
            summary="Erase the registration's personal data in every service (name, address, "
                    "answers, messages), its seat released first; counts stay. With the "
@@ -337,7 +337,8 @@ class GatewayService:
         call(self.registration.erase, registration_id, organiser)
         return Response(status=204)
 
-    @route("POST", REGISTRATION + "/cancel", caller=ATTENDEE_OR_ORGANISER, scope="registrations",
+    @route("POST", REGISTRATION + "/cancel", caller=ATTENDEE_OR_ORGANISER,
+           scopes=("events", "registrations"),
            rate_limited=True,
            summary="Cancel (the attendee's token, or an organiser key); the seat goes to the "
                    "waiting list", answers={200: Registration}, errors=(409,))

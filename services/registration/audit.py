@@ -40,15 +40,18 @@ def record(session: Session, actor: dict, action: str, event: str | None = None,
         action=action, details=details))
 
 
-def page(session: Session, principal: dict, event: str | None, limit: int,
+# Whose entry it is, for organisations.visible.
+WHOSE = (audit_trail.c.organisation_slug, audit_trail.c.event_slug)
+
+
+def page(session: Session, visible: list, event: str | None, limit: int,
          after: str | None) -> dict:
-    """The entries the principal may read, oldest first, ``limit`` of them
-    after the cursor: ``{"entries", "next"}`` (the next page's cursor, or None)."""
-    query = select(audit_trail)
-    if principal["organisation"] is not None:
-        query = query.where(audit_trail.c.organisation_slug == principal["organisation"])
-        if principal["events"] is not None:
-            query = query.where(audit_trail.c.event_slug.in_(principal["events"]))
+    """The entries a principal may read (``visible``: organisations.visible
+    of WHOSE), oldest first, ``limit`` of them after the cursor: ``{"entries",
+    "next"}`` (the next page's cursor, or None). The cursor is an entry's id:
+    a feed to page through, not to tail (an entry committed late may take an
+    id below one already read)."""
+    query = select(audit_trail).where(*visible)
     if event is not None:
         query = query.where(audit_trail.c.event_slug == event)
     if after is not None:

@@ -16,7 +16,7 @@ from shared.schemas import EventSpec, event_revision, parse
 
 from . import audit
 from .models import events
-from .organisations import event_owner
+from .organisations import event_owner, visible
 
 
 def create_event(session: Session, outbox, spec: EventSpec, organisation: str,
@@ -37,11 +37,8 @@ def create_event(session: Session, outbox, spec: EventSpec, organisation: str,
 
 def list_events(session: Session, principal: dict) -> list[dict]:
     """The events a key reaches, oldest first."""
-    query = select(events.c.slug, events.c.organisation_slug, events.c.spec, events.c.revision)
-    if principal["organisation"] is not None:
-        query = query.where(events.c.organisation_slug == principal["organisation"])
-        if principal["events"] is not None:
-            query = query.where(events.c.slug.in_(principal["events"]))
+    query = select(events.c.slug, events.c.organisation_slug, events.c.spec, events.c.revision
+                   ).where(*visible(principal, events.c.organisation_slug, events.c.slug))
     return [{**event_revision(row.slug, row.revision, row.spec).model_dump(mode="json"),
              "revision": row.revision, "organisation": row.organisation_slug}
             for row in session.execute(query.order_by(events.c.created_at, events.c.slug))]

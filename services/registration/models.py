@@ -55,8 +55,6 @@ events = Table(
     Column("revision", Integer, nullable=False),    # bumped on every change
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    # RETENTION_DAYS after its last session: its attendees' personal data went.
-    Column("personal_data_erased_at", UTCDateTime),
 )
 
 # Who did what, when, to which event: written in the transaction of the action.
@@ -105,6 +103,8 @@ registrations = Table(
     # One active registration per address and event, enforced by the database.
     Index("uq_active_registration", "event_slug", "email_key", unique=True,
           sqlite_where=text(ONE_PER_ADDRESS), postgresql_where=text(ONE_PER_ADDRESS)),
+    # An event's list, a page at a time (reports.list_for_event).
+    Index("ix_registrations_list", "event_slug", "created_at", "id"),
     # The registrations still being decided, oldest first (the "received" notice).
     Index("ix_registrations_pending", "created_at",
           sqlite_where=text(UNDECIDED), postgresql_where=text(UNDECIDED)),

@@ -1,11 +1,12 @@
 """Organisations, their API keys, and what a key reaches.
 
 An organisation owns the events its keys create. A key has scopes (SCOPES)
-and may be limited to some of the organisation's events. It is shown once,
-as ``evk_<id>_<secret>``; only the SHA-256 of the secret is stored, and it is
-compared in constant time. Every request reads the key's row, so a revoked
-key is refused at once by every gateway. The installation key
-(ADMIN_API_KEY, checked by the gateway) reaches everything.
+and may be limited to some of the organisation's events. It is shown once
+(shared.keys); only the SHA-256 of its secret is stored, and compared in
+constant time. Every request reads the key's row, so a revoked key is
+refused at once by every gateway. The installation key (ADMIN_API_KEY,
+checked by the gateway) reaches everything. A key never acts on a key that
+holds more than it does: it cannot make, see or revoke one.
 
 What a key does not reach answers as if it did not exist (NotFound): another
 organisation's events are not even confirmed to be there. What it reaches
@@ -13,15 +14,12 @@ without the scope the action needs is Forbidden.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
-import re
-import secrets
-import uuid
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared import keys
 from shared.clock import utcnow
 from shared.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from shared.schemas import SCOPES, KeyRequest, OrganisationRequest
@@ -29,40 +27,53 @@ from shared.schemas import SCOPES, KeyRequest, OrganisationRequest
 from . import audit
 from .models import FIRST_ORGANISATION, api_keys, events, organisations, registrations
 
-KEY_SHAPE = re.compile(r"evk_(?P<id>[0-9a-f]{32})_(?P<secret>[A-Za-z0-9_-]{20,100})")
 INSTALLATION = {"key_id": "installation", "key_name": "installation key", "organisation": None,
                 "scopes": list(SCOPES), "events": None}
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def authenticate(session: Session, presented: str | None) -> dict:
+def authenticate(session: Session, presented: list | None) -> dict:
     """The principal a key stands for: who it is and what it reaches.
-    ``None`` is the installation key (which the gateway has checked)."""
+    ``presented``: the key's fingerprint (shared.keys), or None for the
+    installation key (which the gateway has checked)."""
     if presented is None:
         return INSTALLATION
-    match = KEY_SHAPE.fullmatch(presented)
-    row = match and session.execute(select(api_keys).where(
-        api_keys.c.id == match["id"])).first()
-    if not match or not row or row.revoked_at is not None or not hmac.compare_digest(
-            _hash(match["secret"]).encode(), row.secret_hash.encode()):
+    key_id, secret_hash = presented
+    row = session.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    if not row or row.revoked_at is not None or not hmac.compare_digest(
+            secret_hash.encode(), row.secret_hash.encode()):
         raise NotAuthenticated("this key is unknown or was revoked")
     return {"key_id": row.id, "key_name": row.name, "organisation": row.organisation_slug,
             "scopes": row.scopes, "events": row.events}
 
 
 def reaches(principal: dict, organisation: str, event_slug: str | None = None) -> bool:
+    """Whether the principal reaches the organisation (or one of its events)."""
     if principal["organisation"] is None:
         return True
     return principal["organisation"] == organisation and (
         event_slug is None or principal["events"] is None or event_slug in principal["events"])
 
 
-def require_scope(principal: dict, scope: str | None) -> None:
-    if scope is not None and scope not in principal["scopes"]:
-        raise Forbidden(f"this key lacks the scope {scope!r}")
+def visible(principal: dict, organisation_column, event_column) -> list:
+    """``reaches`` as SQL conditions on rows naming an organisation and an event."""
+    if principal["organisation"] is None:
+        return []
+    conditions = [organisation_column == principal["organisation"]]
+    if principal["events"] is not None:
+        conditions.append(event_column.in_(principal["events"]))
+    return conditions
+
+
+def require_scopes(principal: dict, scopes: list[str]) -> None:
+    lacking = [scope for scope in scopes if scope not in principal["scopes"]]
+    if lacking:
+        raise Forbidden(f"this key lacks the scope {', '.join(map(repr, lacking))}")
+
+
+def _within(actor: dict, scopes: list[str], events: list[str] | None) -> bool:
+    """Whether a key with these scopes and events holds no more than the actor."""
+    return set(scopes) <= set(actor["scopes"]) and (
+        actor["events"] is None or (events is not None and set(events) <= set(actor["events"])))
 
 
 def event_owner(session: Session, slug: str) -> str:
@@ -73,10 +84,10 @@ def event_owner(session: Session, slug: str) -> str:
     return owner
 
 
-def access(session: Session, presented: str | None, scope: str | None, slug: str | None = None,
+def access(session: Session, presented: list | None, scopes: list[str], slug: str | None = None,
            registration_id: str | None = None) -> dict:
     """The principal, once it is known to reach the event (named, or the
-    registration's) with ``scope``: ``{"principal", "event"}``, the event's slug or None."""
+    registration's) with every one of ``scopes``."""
     principal = authenticate(session, presented)
     if registration_id is not None:
         slug = session.execute(select(registrations.c.event_slug).where(
@@ -85,8 +96,8 @@ def access(session: Session, presented: str | None, scope: str | None, slug: str
             raise NotFound("no such registration")
     if slug is not None and not reaches(principal, event_owner(session, slug), slug):
         raise NotFound(f"no event {slug!r}" if registration_id is None else "no such registration")
-    require_scope(principal, scope)
-    return {"principal": principal, "event": slug}
+    require_scopes(principal, scopes)
+    return principal
 
 
 def owner_of_new_event(principal: dict, requested: str | None, known) -> str:
@@ -148,39 +159,38 @@ def create_key(session: Session, actor: dict, organisation: str, request: KeyReq
     what it does not hold: no scope it lacks, no event beyond its own."""
     _managed(session, actor, organisation)
     scopes = [scope for scope in SCOPES if scope in request.scopes]
-    beyond = [scope for scope in scopes if scope not in actor["scopes"]]
-    if beyond:
-        raise Forbidden(f"a key cannot give scopes it lacks: {', '.join(beyond)}")
     limited = sorted(set(request.events)) if request.events is not None else None
-    if actor["events"] is not None and (limited is None or set(limited) - set(actor["events"])):
-        raise Forbidden("a key limited to some events can only make keys for those events")
-    key_id, secret = uuid.uuid4().hex, secrets.token_urlsafe(32)
-    row = {"id": key_id, "organisation_slug": organisation, "name": request.name,
-           "scopes": scopes, "events": limited, "secret_hash": _hash(secret),
+    if not _within(actor, scopes, limited):
+        raise Forbidden("a key cannot make a key with scopes or events it does not hold")
+    key, kept = keys.make()
+    row = {"id": kept.key_id, "organisation_slug": organisation, "name": request.name,
+           "scopes": scopes, "events": limited, "secret_hash": kept.secret_hash,
            "created_at": utcnow(), "revoked_at": None}
     session.execute(api_keys.insert().values(**row))
-    audit.record(session, actor, audit.KEY_CREATED, organisation=organisation, key=key_id,
+    audit.record(session, actor, audit.KEY_CREATED, organisation=organisation, key=kept.key_id,
                  name=request.name, scopes=scopes, events=limited)
-    return {**_key_view(row), "key": f"evk_{key_id}_{secret}"}
+    return {**_key_view(row), "key": key}
 
 
 def list_keys(session: Session, actor: dict, organisation: str) -> list[dict]:
+    """The keys the actor holds as much as: those it could have made."""
     _managed(session, actor, organisation)
     return [_key_view(row._mapping) for row in session.execute(
         select(api_keys).where(api_keys.c.organisation_slug == organisation)
-        .order_by(api_keys.c.created_at, api_keys.c.id))]
+        .order_by(api_keys.c.created_at, api_keys.c.id)) if _within(actor, row.scopes, row.events)]
 
 
 def revoke_key(session: Session, actor: dict, organisation: str, key_id: str) -> None:
     _managed(session, actor, organisation)
-    revoked = session.execute(update(api_keys).where(
-        api_keys.c.id == key_id, api_keys.c.organisation_slug == organisation,
-        api_keys.c.revoked_at.is_(None)).values(revoked_at=utcnow()))
-    if revoked.rowcount:      # type: ignore[attr-defined]
-        audit.record(session, actor, audit.KEY_REVOKED, organisation=organisation, key=key_id)
-    elif session.execute(select(api_keys.c.id).where(
-            api_keys.c.id == key_id, api_keys.c.organisation_slug == organisation)).first() is None:
+    row = session.execute(select(api_keys).where(
+        api_keys.c.id == key_id, api_keys.c.organisation_slug == organisation)).first()
+    if row is None:
         raise NotFound("no such key")
+    if not _within(actor, row.scopes, row.events):
+        raise Forbidden("a key cannot revoke a key that holds more than it does")
+    if row.revoked_at is None:
+        session.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=utcnow()))
+        audit.record(session, actor, audit.KEY_REVOKED, organisation=organisation, key=key_id)
 
 
 def _key_view(row) -> dict:

@@ -1,7 +1,7 @@
 """What an attendee may do with their own data: change their details, or
 erase them. Erasure keeps the registration's row (its status, category,
 sessions, language and country), so the event's counts stay, and blanks
-what names the person: name, address, answers. Every other service is told
+what names or places the person: name, address, answers, time zone. Every other service is told
 (``RegistrationErased``) and erases its copies; the seat is released first.
 RETENTION_DAYS after an event's last session, its attendees are erased alike.
 """
@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.contracts import RegistrationErased
+from shared.db import skip_locked
 from shared.errors import Invalid, NotAllowed
 from shared.outbox import scrub_attendees
 from shared.schemas import DetailsChange, EventSpec, event_revision, field_errors, parse
-from shared.statuses import ACTIVE, FINAL
+from shared.statuses import ACTIVE, FINAL, Status
 
 from . import audit
 from .catalogue import load_event
@@ -34,7 +35,9 @@ from .registrations import (
     view,
 )
 
-ERASED = {"name": "", "email": "", "answers": {}}
+# What names or places the person; status, category, sessions, language and
+# country stay, so the event's counts stay.
+ERASED = {"name": "", "email": "", "answers": {}, "timezone": "UTC"}
 RETENTION_BATCH = 500       # registrations erased per transaction
 
 
@@ -68,12 +71,11 @@ def erase(session: Session, outbox, registration_id: str, actor: dict) -> None:
     """The attendee's own erasure (``audit.ATTENDEE``) or an organiser's."""
     row = _get(session, registration_id, lock=True)
     if row.status in ACTIVE:
-        # No message: the person asked to be forgotten, not to be written to.
-        session.execute(update(registrations).where(registrations.c.id == row.id).values(
-            status="cancelled", status_seq=row.status_seq + 1, waitlist_position=None,
-            hold_expires_at=None))
+        _set_status(session, outbox, None, row, Status.CANCELLED, cause="erased", announced=False,
+                    waitlist_position=None, hold_expires_at=None)
         release_seat(session, outbox, row)
     _erase_rows(session, outbox, [row.id], row.event_slug)
+    scrub_attendees(session, outbox_table, registration_id=row.id)
     audit.record(session, actor, audit.REGISTRATION_ERASED, row.event_slug,
                  event_owner(session, row.event_slug), registration=row.id)
 
@@ -84,40 +86,35 @@ def _erase_rows(session: Session, outbox, ids: list[str], slug: str) -> None:
         **ERASED, email_key=registrations.c.id, erased_at=now, updated_at=now))
     # The stored answer to a repeated request names nobody, but its hash is of the request.
     session.execute(delete(idempotency_keys).where(idempotency_keys.c.registration_id.in_(ids)))
-    if len(ids) == 1:
-        scrub_attendees(session, outbox_table, registration_id=ids[0])
     outbox.add_many(session, [(RegistrationErased(registration_id=i, event_slug=slug), None)
                               for i in ids])
 
 
 def expire_personal_data(session: Session, outbox, retention: timedelta,
                          limit: int = RETENTION_BATCH) -> int:
-    """Erase the attendees of one event whose last session ended more than
-    ``retention`` ago, ``limit`` at a time; returns how many were erased
-    (0: nothing is left to erase)."""
+    """Erase up to ``limit`` attendees of events whose last session ended
+    more than ``retention`` ago; returns how many (0: none is left). An
+    event that grows a later session, or takes a late registration, is
+    swept again when its time comes. Replicas share the work (SKIP LOCKED)."""
     now = utcnow()
-    for row in session.execute(select(events.c.slug, events.c.revision, events.c.spec).where(
-            events.c.personal_data_erased_at.is_(None))):
-        event = event_revision(row.slug, row.revision, row.spec)
-        if _ended(event) + retention <= now:
-            return _expire_event(session, outbox, event.slug, limit)
-    return 0
+    ended = [row.slug for row in session.execute(select(events.c.slug, events.c.revision,
+                                                        events.c.spec))
+             if _ended(event_revision(row.slug, row.revision, row.spec)) + retention <= now]
+    if not ended:
+        return 0
+    rows = session.execute(skip_locked(select(registrations.c.id, registrations.c.event_slug).where(
+        registrations.c.event_slug.in_(ended), registrations.c.erased_at.is_(None))
+        .order_by(registrations.c.event_slug, registrations.c.id).limit(limit), session)).all()
+    by_event: dict[str, list[str]] = {}
+    for row in rows:
+        by_event.setdefault(row.event_slug, []).append(row.id)
+    for slug, ids in by_event.items():
+        _erase_rows(session, outbox, ids, slug)
+        scrub_attendees(session, outbox_table, event_slug=slug)
+        audit.record(session, audit.RETENTION, audit.PERSONAL_DATA_EXPIRED, slug,
+                     event_owner(session, slug), registrations=len(ids))
+    return len(rows)
 
 
 def _ended(event: EventSpec) -> datetime:
     return max(session.ends_at for session in event.sessions)
-
-
-def _expire_event(session: Session, outbox, slug: str, limit: int) -> int:
-    ids: list[str] = list(session.execute(select(registrations.c.id).where(
-        registrations.c.event_slug == slug, registrations.c.erased_at.is_(None))
-        .order_by(registrations.c.id).limit(limit)).scalars())
-    if ids:
-        _erase_rows(session, outbox, ids, slug)
-    if len(ids) < limit:
-        scrub_attendees(session, outbox_table, event_slug=slug)
-        session.execute(update(events).where(events.c.slug == slug).values(
-            personal_data_erased_at=utcnow()))
-        audit.record(session, audit.RETENTION, audit.PERSONAL_DATA_EXPIRED, slug,
-                     event_owner(session, slug))
-    return len(ids) or 1

@@ -359,11 +359,15 @@ def view(row) -> dict:
             "updated_at": row.updated_at.isoformat()}
 
 
-def _set_status(session, outbox, links, row, status, cause, **changes):
+def _set_status(session, outbox, links, row, status, cause, announced=True, **changes):
+    """The new status (or the same one, changed), announced with the
+    attendee's snapshot unless ``announced`` is False (an erasure: the
+    person asked to be forgotten, not to be written to)."""
     updated = session.execute(update(registrations).where(registrations.c.id == row.id).values(
         status=status, status_seq=row.status_seq + 1, updated_at=utcnow(), **changes)
         .returning(*registrations.c)).one()
-    announce_status(session, outbox, links, updated, previous=row.status, cause=cause)
+    if announced:
+        announce_status(session, outbox, links, updated, previous=row.status, cause=cause)
 
 
 def announce_status(session, outbox, links, row, previous, cause):

@@ -81,12 +81,12 @@ class RegistrationService:
 
     # -- RPC: keys and organisations ----------------------------------------
     @rpc(expected_exceptions=DomainError)
-    def access(self, key: str | None, scope: str | None, slug: str | None = None,
+    def access(self, key: list | None, scopes: list[str], slug: str | None = None,
                registration_id: str | None = None) -> dict:
-        """Who holds ``key`` (None: the installation key, which the gateway
-        checked), once they reach the event with ``scope``: {"principal", "event"}."""
+        """Who holds the key of this fingerprint (None: the installation key,
+        which the gateway checked), once they reach the event with ``scopes``."""
         with transaction(self.db) as session:
-            return organisations.access(session, key, scope, slug, registration_id)
+            return organisations.access(session, key, scopes, slug, registration_id)
 
     @rpc(expected_exceptions=DomainError)
     def create_organisation(self, document: dict, actor: dict) -> dict:
@@ -117,7 +117,8 @@ class RegistrationService:
     def audit_trail(self, principal: dict, event: str | None, limit: int,
                     after: str | None) -> dict:
         with transaction(self.db) as session:
-            return audit.page(session, principal, event, limit, after)
+            return audit.page(session, organisations.visible(principal, *audit.WHOSE), event,
+                              limit, after)
 
     # -- RPC: organisers ---------------------------------------------------
     @rpc(expected_exceptions=DomainError)

@@ -25,11 +25,11 @@ INSTALLATION = {"key_id": "installation", "key_name": "installation key", "organ
                 "events": None}
 
 
-def keys_known_to_registration(key, scope, slug=None, registration_id=None):
+def keys_known_to_registration(key, scopes, slug=None, registration_id=None):
     """Registration's ``access`` knowing no key but the installation's (None)."""
     if key is not None:
         raise NotAuthenticated("this key is unknown or was revoked")
-    return {"principal": INSTALLATION, "event": slug}
+    return INSTALLATION
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Every route of the gateway in this process, its services stubbed: happy
 paths and their JSON, callers, id shapes, bodies, limits, CORS, request ids
 and the pages' not-found answers."""
+import hashlib
 import json
 import re
 
@@ -43,12 +44,17 @@ def test_organiser_routes_need_the_key(gateway, route):
     response = gateway.client.open(url_of(route), method=route.method)
     problem(response, 401)
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    not_a_key = gateway.client.open(url_of(route), method=route.method,
+                                    headers={"Authorization": "Bearer nope"})
+    problem(not_a_key, 401)
     assert not gateway.registration.method_calls and not gateway.notification.method_calls
-    wrong = gateway.client.open(url_of(route), method=route.method,
-                                headers={"Authorization": "Bearer nope"})
-    problem(wrong, 401)
-    # Only registration, which keeps the keys, was asked; nothing else was done.
-    assert [call[0] for call in gateway.registration.method_calls] == ["access"]
+    unknown = gateway.client.open(url_of(route), method=route.method,
+                                  headers={"Authorization": f"Bearer evk_{'0' * 32}_{'x' * 43}"})
+    problem(unknown, 401)
+    # Only registration, which keeps the keys, was asked (with the key's
+    # fingerprint, never its secret); nothing else was done.
+    [(name, args, _)] = gateway.registration.method_calls
+    assert name == "access" and list(args[0]) == ["0" * 32, hashlib.sha256(b"x" * 43).hexdigest()]
     assert not gateway.notification.method_calls and not gateway.capacity.method_calls
 
 

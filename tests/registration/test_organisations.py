@@ -9,6 +9,7 @@ from services.registration import audit, catalogue, organisations
 from services.registration.models import api_keys
 from services.registration.models import outbox as outbox_table
 from services.registration.organisations import INSTALLATION
+from shared import keys
 from shared.db import transaction
 from shared.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from shared.schemas import EventSpec, KeyRequest, OrganisationRequest
@@ -40,7 +41,7 @@ def key(db, org, scopes, events=None, actor=INSTALLATION):
 
 def principal(db, secret):
     with transaction(db) as session:
-        return organisations.authenticate(session, secret)
+        return organisations.authenticate(session, keys.fingerprint(secret))
 
 
 def event(db, outbox, slug, org, actor=INSTALLATION):
@@ -53,7 +54,7 @@ def event(db, outbox, slug, org, actor=INSTALLATION):
 
 def access(db, secret, scope, slug=None):
     with transaction(db) as session:
-        return organisations.access(session, secret, scope, slug)
+        return organisations.access(session, secret and keys.fingerprint(secret), [scope], slug)
 
 
 def test_a_key_is_shown_once_and_stored_as_a_hash(db):
@@ -67,15 +68,16 @@ def test_a_key_is_shown_once_and_stored_as_a_hash(db):
     assert secret not in json.dumps(stored._asdict(), default=str)
     assert "key" not in listed[0] and listed[0]["id"] == made["id"]
     assert principal(db, made["key"])["organisation"] == "rights"
+    assert stored.secret_hash == keys.fingerprint(made["key"]).secret_hash
 
 
-@pytest.mark.parametrize("presented", ["", "nope", "evk_" + "0" * 32 + "_" + "x" * 43,
-                                       "evk_ab_cd", "é" * 50])
-def test_unknown_and_malformed_keys_are_refused(db, presented):
+def test_unknown_keys_are_refused_and_malformed_ones_are_not_keys(db):
     organisation(db, "rights")
     key(db, "rights", ["events"])
     with pytest.raises(NotAuthenticated):
-        principal(db, presented)
+        principal(db, "evk_" + "0" * 32 + "_" + "x" * 43)
+    for malformed in ("", "nope", "evk_ab_cd", "é" * 50, "evk_" + "0" * 32 + "_short"):
+        assert keys.fingerprint(malformed) is None
 
 
 def test_a_wrong_secret_for_a_real_key_id_is_refused(db):
@@ -104,14 +106,14 @@ def test_another_organisations_event_is_not_there_and_a_missing_scope_is_forbidd
     event(db, outbox, "rights-day", "rights")
     rights = key(db, "rights", ["events"])["key"]
     press = key(db, "press", list(organisations.SCOPES))["key"]
-    assert access(db, rights, "events", "rights-day")["principal"]["organisation"] == "rights"
+    assert access(db, rights, "events", "rights-day")["organisation"] == "rights"
     with pytest.raises(NotFound):
         access(db, press, "events", "rights-day")              # even with every scope
     with pytest.raises(Forbidden):
         access(db, rights, "registrations", "rights-day")
     with pytest.raises(NotFound):
         access(db, rights, "events", "no-such-event")
-    assert access(db, None, "registrations", "rights-day")["principal"] == INSTALLATION
+    assert access(db, None, "registrations", "rights-day") == INSTALLATION
 
 
 def test_a_key_limited_to_some_events_reaches_only_those_and_creates_none(db, outbox):
@@ -162,6 +164,23 @@ def test_a_key_cannot_give_more_than_it_holds(db):
     assert key(db, "rights", ["keys"], events=["a"], actor=limited)["events"] == ["a"]
 
 
+def test_a_key_sees_and_revokes_only_keys_that_hold_no_more_than_it_does(db):
+    organisation(db, "rights")
+    broad = key(db, "rights", list(organisations.SCOPES))
+    limited = principal(db, key(db, "rights", ["keys", "events"], events=["a"])["key"])
+    small = key(db, "rights", ["events"], events=["a"])
+    with transaction(db) as session:
+        seen = [k["id"] for k in organisations.list_keys(session, limited, "rights")]
+    assert broad["id"] not in seen and small["id"] in seen
+    with transaction(db) as session, pytest.raises(Forbidden):
+        organisations.revoke_key(session, limited, "rights", broad["id"])
+    with transaction(db) as session:
+        organisations.revoke_key(session, limited, "rights", small["id"])
+    principal(db, broad["key"])                          # still works
+    with pytest.raises(NotAuthenticated):
+        principal(db, small["key"])
+
+
 def test_only_the_installation_key_manages_organisations(db):
     organisation(db, "rights")
     admin = principal(db, key(db, "rights", list(organisations.SCOPES))["key"])
@@ -181,11 +200,13 @@ def test_the_audit_trail_pages_through_an_organisations_own_actions_in_order(db,
     rights = principal(db, key(db, "rights", ["keys", "events"])["key"])
     event(db, outbox, "rights-day", None, actor=rights)
     event(db, outbox, "press-day", "press")
+    def page(who, event, limit, after):
+        return audit.page(session, organisations.visible(who, *audit.WHOSE), event, limit, after)
     with transaction(db) as session:
-        first = audit.page(session, rights, None, 1, None)
-        second = audit.page(session, rights, None, 5, first["next"])
-        everything = audit.page(session, INSTALLATION, None, 100, None)["entries"]
-        of_event = audit.page(session, INSTALLATION, "press-day", 100, None)["entries"]
+        first = page(rights, None, 1, None)
+        second = page(rights, None, 5, first["next"])
+        everything = page(INSTALLATION, None, 100, None)["entries"]
+        of_event = page(INSTALLATION, "press-day", 100, None)["entries"]
     ours = first["entries"] + second["entries"]
     assert [e["action"] for e in ours] == ["organisation.created", "key.created", "event.created"]
     assert second["next"] is None and all(e["organisation"] == "rights" for e in ours)

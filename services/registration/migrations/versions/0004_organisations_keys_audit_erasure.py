@@ -52,18 +52,26 @@ def upgrade() -> None:
     with op.batch_alter_table("events") as table:
         table.add_column(sa.Column("organisation_slug", sa.String(80), nullable=False,
                                    server_default="default"))
-        table.add_column(sa.Column("personal_data_erased_at", sa.DateTime(timezone=True)))
         table.create_index("ix_events_organisation_slug", ["organisation_slug"])
     with op.batch_alter_table("registrations") as table:
         table.add_column(sa.Column("erased_at", sa.DateTime(timezone=True)))
+        table.create_index("ix_registrations_list", ["event_slug", "created_at", "id"])
+    # Messages written from now on name their registration (shared.outbox);
+    # older ones are found by reading their bodies, as an event's are.
+    with op.batch_alter_table("outbox") as table:
+        table.add_column(sa.Column("registration_id", sa.String(32)))
+        table.create_index("ix_outbox_registration", ["registration_id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox") as table:
+        table.drop_index("ix_outbox_registration")
+        table.drop_column("registration_id")
     with op.batch_alter_table("registrations") as table:
+        table.drop_index("ix_registrations_list")
         table.drop_column("erased_at")
     with op.batch_alter_table("events") as table:
         table.drop_index("ix_events_organisation_slug")
-        table.drop_column("personal_data_erased_at")
         table.drop_column("organisation_slug")
     op.drop_table("audit_trail")
     op.drop_table("api_keys")
