@@ -106,6 +106,23 @@ REMINDER_ROWS = [
     ("languages / distinct subjects", "checks.languages,checks.distinct_subjects"),
     ("CPU s of the whole machine / of other work on it", "machine.busy_cpu_s,machine.other_work_cpu_s"),
 ]
+ORGANISER_ROWS = [
+    ("finished within the time limit", "complete", "check"),
+    ("registrations with answers / seats", "registrations,seats"),
+    ("JSON list, pages of 1,000: pages / rows / s", "pages.pages,pages.rows,pages.seconds"),
+    ("CSV export: rows / MB", "export.rows,export.mb"),
+    ("CSV export: first byte (ms) / whole (s)", "export.first_byte_ms,export.seconds"),
+    ("event read, median ms: public / with the organisation's key",
+     "read_ms.public,read_ms.organisation_key"),
+    ("stats, median ms: installation key / organisation's key",
+     "stats_ms.installation_key,stats_ms.organisation_key"),
+    ("erasures by 8 clients: answered (s) / **per second**", "erasure.answered_s,erasure.per_s"),
+    ("s to every erasure done in notification / seats passed down the line",
+     "erasure.erased_everywhere_s,erasure.line_moved_s"),
+    ("every row exported and listed, the erased blank, their seats re-filled",
+     "checks.exact", "check"),
+]
+
 SESSION_ROWS = [
     ("finished within the time limit", "complete", "check"),
     ("followers (confirmed, registered without sessions)", "followers"),
@@ -199,6 +216,8 @@ SUMMARY = [
     ("(f) seats confirmed and emailed per second, SQLite", "f", "rates.confirmed_and_emailed_per_s"),
     ("(g) followers enrolled in a new session per second", "g", "rates.enrolled_per_s"),
     ("(g) followers told of their seat per second", "g", "rates.told_per_s"),
+    ("(h) CSV export of 5,000 rows with answers (s)", "h", "export.seconds"),
+    ("(h) erasures per second", "h", "erasure.per_s"),
 ]
 
 
@@ -350,6 +369,14 @@ SCENARIOS = [
      "…\" email. Then the same PATCH again, and after 5 s of quiet the check: exactly one such "
      "email each, nothing else to anyone of the event.",
      SESSION_ROWS),
+    ("h", "(h) an organisation's list of 5,000 with answers: paged, exported, erased",
+     "With the organisation's own key (scopes events, registrations, announce, keys): 5,000 "
+     "registrations with a 100-word answer each for 4,000 seats with a waiting list, read a page "
+     "of 1,000 at a time by following the Link header, then exported as CSV (streamed: a page of "
+     "500 per RPC). Medians of 50 sequential reads. Then 500 attendees with seats are erased by "
+     "8 clients at once (`DELETE /api/v1/registrations/{id}` with the key); times run until "
+     "notification has erased every copy and until the waiting list has taken the 500 seats.",
+     ORGANISER_ROWS),
 ]
 
 

@@ -1,6 +1,6 @@
 """make bench: the registration pipeline under load, on the real system.
 
-    python -m bench [--scenarios a,b,c,d,f,g] [--scale 1] [--label after] [--out FILE]
+    python -m bench [--scenarios a,b,c,d,f,g,h] [--scale 1] [--label after] [--out FILE]
                     [--time-limit 600] [--profile DIR] [--no-report]
     python -m bench --report-only        # re-render docs/benchmarks.md from bench/results/
 
@@ -30,9 +30,10 @@ if str(ROOT) not in sys.path:          # python bench/run.py works as well as py
 
 import aiohttp  # noqa: E402
 
-from bench import report, system  # noqa: E402
+from bench import report, scenarios, system  # noqa: E402
 from bench.client import Api  # noqa: E402
-from bench.scenarios import SCENARIOS, Context, drain  # noqa: E402
+from bench.organisers import scenario_h  # noqa: E402
+from bench.scenarios import Context, drain  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
 from bench.watch import log_line  # noqa: E402
 from tests.support import databases, paths  # noqa: E402
@@ -41,13 +42,14 @@ from tests.support.stack import Stack  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 # (c), the open loop, runs last on its stack: on a system slower than 300/s it
 # leaves a backlog that would run into whatever came next.
-ORDER = "abdgcf"
+ORDER = "abdghcf"
+SCENARIOS = {**scenarios.SCENARIOS, "h": scenario_h}
 CONNECTIONS = 512     # the client's pool; closed-loop scenarios use at most their worker count
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default="a,b,c,d,f,g",
+    parser.add_argument("--scenarios", default="a,b,c,d,f,g,h",
                         help="which of a,b,c,d,f,g (e is measured in all)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every count (0.05: a smoke run)")
     parser.add_argument("--label", default="after", help="before or after: names the results file")
