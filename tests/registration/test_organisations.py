@@ -7,24 +7,12 @@ from sqlalchemy import select
 
 from services.registration import audit, catalogue, organisations
 from services.registration.models import api_keys
-from services.registration.models import outbox as outbox_table
 from services.registration.organisations import INSTALLATION
 from shared import keys
 from shared.db import transaction
 from shared.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from shared.schemas import EventSpec, KeyRequest, OrganisationRequest
-from tests.conftest import RecordingOutbox
 from tests.support.documents import event_document
-
-
-@pytest.fixture
-def db(service_db):
-    return service_db("registration")
-
-
-@pytest.fixture
-def outbox():
-    return RecordingOutbox(outbox_table)
 
 
 def organisation(db, slug):

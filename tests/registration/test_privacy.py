@@ -19,23 +19,12 @@ from shared.contracts import (
 from shared.db import transaction
 from shared.errors import BadQuery, Invalid, NotAllowed, NotFound
 from shared.statuses import Status
-from tests.conftest import RecordingOutbox
 
 from .test_registrations import LINKS, make_event, register, status_of
 
 EMAIL, NAME = "amira.haddad@example.org", "Amira Haddad"
 PAST = [{"slug": "day-1", "title": {"en": "Day 1"},
          "starts_at": "2020-03-18T10:00:00+03:00", "ends_at": "2020-03-18T18:00:00+03:00"}]
-
-
-@pytest.fixture
-def db(service_db):
-    return service_db("registration")
-
-
-@pytest.fixture
-def outbox():
-    return RecordingOutbox(outbox_table)
 
 
 def seated(db, outbox, slug, **fields):

@@ -25,20 +25,9 @@ from shared.db import transaction
 from shared.errors import Conflict, Invalid, NotAllowed, NotFound
 from shared.schemas import EventSpec, RegistrationRequest
 from shared.tokens import token_is_valid
-from tests.conftest import RecordingOutbox
 from tests.support.documents import event_document
 
 LINKS = registrations.Links("https://events.example.org", "secret")
-
-
-@pytest.fixture
-def db(service_db):
-    return service_db("registration")
-
-
-@pytest.fixture
-def outbox():
-    return RecordingOutbox(outbox_table)
 
 
 def make_event(db, outbox, **fields):
