@@ -156,7 +156,7 @@ class GatewayService:
 
     @route("POST", "/api/v1/events", caller=ORGANISER, scopes=("events",),
            summary="Create an event (the installation key names its organisation)",
-           body=NewEvent, answers={201: Event}, errors=(409,))
+           body=NewEvent, answers={201: Event}, errors=(404, 409))
     def create_event(self, request):
         actor = self.keys(request)
         new = validate(NewEvent, read_json(request))
