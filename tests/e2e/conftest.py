@@ -1,4 +1,6 @@
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +31,11 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def shots(tmp_path) -> Path:
+    """Where screenshots go: DOCS_SCREENSHOTS (docs/screenshots holds the
+    ones the README shows), else the test's own folder."""
+    folder = Path(os.environ.get("DOCS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -8,6 +8,8 @@ in-browser checker) to run, and none is downloaded for this."""
 import requests
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import shots
+
 QUESTIONS = [{"slug": "topic", "label": {"en": "What would you like to discuss?",
                                           "ar": "ما الذي تود مناقشته؟"},
               "type": "text", "required": False}]
@@ -28,7 +30,7 @@ def registration_answer(stack, registration):
                         params={"token": registration["token"]}, timeout=20)
 
 
-def test_an_attendee_changes_their_details_and_messages_follow(stack, browser):
+def test_an_attendee_changes_their_details_and_messages_follow(stack, browser, tmp_path):
     event = stack.create_event(capacity=10, languages=["en", "ar", "fr"], questions=QUESTIONS)
     registration = stack.register_in_turn(
         event["slug"], name="Amira Haddad", email="amira.manage@example.org", language="en",
@@ -59,6 +61,7 @@ def test_an_attendee_changes_their_details_and_messages_follow(stack, browser):
     expect(page.locator("#timezone")).to_have_value("Asia/Baghdad")
     expect(page.locator('[id="answers.topic"]')).to_have_value("Mutual aid across borders")
     expect(page.locator("#details-error")).to_be_hidden()
+    page.screenshot(path=str(shots(tmp_path) / "manage-ar.png"), full_page=True)
     now = stack.status(registration)
     assert (now["name"], now["language"], now["timezone"]) == ("أميرة حداد", "ar", "Asia/Baghdad")
     assert now["answers"] == {"topic": "Mutual aid across borders"}

@@ -6,11 +6,11 @@ client shows it.
 
 With DOCS_SCREENSHOTS=<folder> the screenshots go there (docs/screenshots
 holds the ones the README shows); else to the test's own folder."""
-import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.e2e.conftest import shots
 
 TITLE = {"en": "Global Summit (Day 1)", "ar": "القمة العالمية"}     # no Urdu title: English stands in
 SESSIONS = [{"slug": "day-1", "title": {"en": "Opening plenary", "ar": "الجلسة الافتتاحية",
@@ -22,12 +22,6 @@ READERS = {
     "ar": ("ar-IQ", "Asia/Baghdad", "الهند", "Asia/Kolkata", "IQ", "سارة أحمد"),
     "ur": ("ur-PK", "Asia/Karachi", "بھارت", "Asia/Kolkata", "PK", "عائشہ خان"),
 }
-
-
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("DOCS_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.mark.parametrize("language", ["ar", "ur"])
