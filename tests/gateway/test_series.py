@@ -172,5 +172,6 @@ def test_a_follower_is_told_so_and_can_stop(gateway):
 def test_the_manage_page_keeps_its_script_out_of_the_html(gateway):
     html = manage_page(gateway, samples.follower(), add="day-4")
     assert re.findall(r"<script[^>]*>", html) == [
-        '<script type="application/json" id="page-data">', '<script src="/static/manage.js" defer>']
+        '<script type="application/json" id="page-data">', '<script src="/static/fields.js" defer>',
+        '<script src="/static/manage.js" defer>']
     assert "style=" not in html and "onclick" not in html

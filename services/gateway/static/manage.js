@@ -59,17 +59,11 @@ function clearErrors() {
   for (const el of details.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
 }
 
-// Each answer replaces the stored ones: a box is true or false, an empty field is left out.
+// The answers replace the stored ones (fields.js reads them).
 function detailsBody() {
-  const body = {name: document.getElementById("name").value.trim(),
-                language: document.getElementById("language").value,
-                timezone: document.getElementById("timezone").value, answers: {}};
-  for (const el of details.querySelectorAll("[data-question]")) {
-    const slug = el.id.slice("answers.".length);
-    if (el.dataset.question === "boolean") body.answers[slug] = el.checked;
-    else if (el.value.trim()) body.answers[slug] = el.value.trim();
-  }
-  return body;
+  return {name: document.getElementById("name").value.trim(),
+          language: document.getElementById("language").value,
+          timezone: document.getElementById("timezone").value, answers: readAnswers(details)};
 }
 
 function localChecks(body) {

@@ -133,16 +133,11 @@ function chosenSessions() {
 function body() {
   const result = {name: form.name.value.trim(), email: form.email.value.trim(),
                   language: form.language.value, timezone: form.timezone.value,
-                  sessions: chosenSessions(), answers: {}};
+                  sessions: chosenSessions(), answers: readAnswers(form)};   // fields.js
   if (result.sessions === undefined) delete result.sessions;
   if (form.country.value) result.country = form.country.value;
   const category = form.querySelector("input[name=category]:checked");
   if (category) result.category = category.value;
-  for (const el of form.querySelectorAll("[data-question]")) {
-    const slug = el.name.slice("answers.".length);
-    if (el.dataset.question === "boolean") result.answers[slug] = el.checked;
-    else if (el.value.trim()) result.answers[slug] = el.value.trim();
-  }
   return result;
 }
 
