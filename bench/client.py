@@ -65,20 +65,22 @@ class Api:
         except (TimeoutError, aiohttp.ClientError):
             return None
 
-    async def registrations(self, slug: str, tries: int = 5) -> list[dict]:
+    async def registrations(self, slug: str, tries: int = 5, key: str | None = None) -> list[dict]:
         """Every registration of the event, a page of 1,000 at a time (the
-        Link header names the next)."""
+        Link header names the next); ``key``: an organisation's, not the
+        installation key."""
+        headers = {"Authorization": f"Bearer {key}"} if key else self.admin_headers
         rows: list[dict] = []
         url: str | None = f"{self.base_url}/api/v1/events/{slug}/registrations?limit=1000"
         while url:
-            page, url = await self._page(url, tries)
+            page, url = await self._page(url, headers, tries)
             rows += page
         return rows
 
-    async def _page(self, url: str, tries: int = 5) -> tuple[list[dict], str | None]:
+    async def _page(self, url: str, headers: dict, tries: int) -> tuple[list[dict], str | None]:
         for attempt in range(tries):
             try:
-                async with self.admin.get(url, headers=self.admin_headers) as response:
+                async with self.admin.get(url, headers=headers) as response:
                     if response.status == 200:
                         following = response.links.get("next")       # made absolute
                         return await response.json(), str(following["url"]) if following else None

@@ -58,16 +58,10 @@ async def median_ms(ctx: Context, path: str, key: str) -> float:
 
 
 async def read_pages(ctx: Context, slug: str, key: str) -> dict:
-    started, rows, pages = time.perf_counter(), 0, 0
-    url: str | None = f"/api/v1/events/{slug}/registrations?limit=1000"
-    while url:
-        status, body, headers, _ = await call(ctx, "GET", url, key)
-        if status != 200:
-            raise RuntimeError(f"reading {url}: {status}")
-        rows, pages = rows + len(json.loads(body)), pages + 1
-        link = headers.get("Link")
-        url = link.split(">", 1)[0].lstrip("<") if link else None
-    return {"rows": rows, "pages": pages, "seconds": round(time.perf_counter() - started, 2)}
+    started = time.perf_counter()
+    rows = len(await ctx.api.registrations(slug, tries=1, key=key))
+    return {"rows": rows, "pages": -(-rows // 1000),
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 async def export(ctx: Context, slug: str, key: str) -> dict:

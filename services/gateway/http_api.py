@@ -15,6 +15,7 @@ from nameko.exceptions import RemoteError, UnknownService
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.wrappers import Request, Response
 
+from shared import keys
 from shared.errors import DomainError
 from shared.schemas import field_errors, parse
 from shared.tokens import attendee_token, token_is_valid
@@ -126,9 +127,18 @@ def require_bearer(request: Request) -> str:
     return key
 
 
-def is_installation_key(key: str, admin_key: str) -> bool:
-    """Whether the key is ADMIN_API_KEY (in constant time)."""
-    return hmac.compare_digest(key.encode(), admin_key.encode())
+def presented_key(request: Request, admin_key: str) -> keys.Fingerprint | None:
+    """What the request's organiser key is: None for the installation key
+    (ADMIN_API_KEY, compared in constant time), else the fingerprint of an
+    organisation's key (shared.keys: its secret stays here); 401 for no key
+    or anything not shaped like one."""
+    key = require_bearer(request)
+    if hmac.compare_digest(key.encode(), admin_key.encode()):
+        return None
+    fingerprint = keys.fingerprint(key)
+    if fingerprint is None:
+        raise Problem(401, "Unauthorized", "this is not an API key", headers=UNAUTHORIZED)
+    return fingerprint
 
 
 def require_token(request: Request, secret_key: str, registration_id: str,

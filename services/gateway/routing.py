@@ -21,19 +21,12 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map
 from werkzeug.wrappers import Request, Response
 
-from shared import keys, logs
+from shared import logs
 from shared.schemas import SLUG
 from shared.tokens import unsubscribe_token
 
 from . import limits, pages
-from .http_api import (
-    UNAUTHORIZED,
-    Problem,
-    call,
-    is_installation_key,
-    require_bearer,
-    require_token,
-)
+from .http_api import Problem, call, presented_key, require_token
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +83,7 @@ class Keys(DependencyProvider):
 
     def admit(self, worker_ctx, request: Request, slug: str | None = None,
               registration_id: str | None = None) -> dict:
-        key = require_bearer(request)
-        if is_installation_key(key, self.container.config["SETTINGS"].admin_api_key):
-            presented = None
-        else:
-            presented = keys.fingerprint(key)    # the secret itself stays here
-            if presented is None:
-                raise Problem(401, "Unauthorized", "this is not an API key", headers=UNAUTHORIZED)
+        presented = presented_key(request, self.container.config["SETTINGS"].admin_api_key)
         return call(worker_ctx.service.registration.access, presented,
                     list(worker_ctx.entrypoint.scopes), slug, registration_id)
 
@@ -221,7 +208,7 @@ class HttpRoute(HttpRequestHandler):
         if caller == ATTENDEE_OR_ORGANISER:
             caller = ATTENDEE if "token" in request.args else ORGANISER
         if caller == ORGANISER:
-            require_bearer(request)       # what the key reaches: Keys, in the worker
+            presented_key(request, settings.admin_api_key)   # what it reaches: Keys, in the worker
         elif caller == ATTENDEE:
             require_token(request, settings.secret_key, path_values["registration_id"])
         elif caller == UNSUBSCRIBER:

@@ -13,7 +13,6 @@ from shared.errors import Invalid
 
 from . import audit
 from .catalogue import load_event
-from .organisations import event_owner
 
 
 def announcement_id(slug: str, idempotency_key: str | None) -> str:
@@ -37,6 +36,5 @@ def announce(session: Session, outbox, slug: str, idempotency_key: str | None, s
     announcement = announcement_id(slug, idempotency_key)
     outbox.add(session, AnnouncementRequested(announcement_id=announcement, event_slug=slug,
                                               subject=subject, body=body))
-    audit.record(session, actor, audit.ANNOUNCEMENT, slug, event_owner(session, slug),
-                 announcement=announcement, languages=sorted(body))
+    audit.record(session, actor, audit.ANNOUNCEMENT, slug, announcement=announcement, languages=sorted(body))
     return {"id": announcement}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from shared.clock import utcnow
 from shared.errors import BadQuery
 
-from .models import audit_trail
+from .models import audit_trail, events
 
 ORGANISATION_CREATED = "organisation.created"
 KEY_CREATED = "key.created"
@@ -21,6 +21,7 @@ EVENT_CREATED = "event.created"
 EVENT_CHANGED = "event.changed"
 REGISTRATIONS_READ = "registrations.read"
 REGISTRATIONS_EXPORTED = "registrations.exported"
+READINGS = {"read": REGISTRATIONS_READ, "exported": REGISTRATIONS_EXPORTED}
 ANNOUNCEMENT = "announcement.sent"
 REGISTRATION_CANCELLED = "registration.cancelled"
 REGISTRATION_ERASED = "registration.erased"
@@ -33,11 +34,14 @@ RETENTION = {"key_id": "retention", "key_name": "RETENTION_DAYS", "organisation"
 
 def record(session: Session, actor: dict, action: str, event: str | None = None,
            organisation: str | None = None, **details) -> None:
-    """``organisation``: whose trail it is (the event's owner, else the actor's)."""
+    """Whose trail it is: ``organisation``, else the event's owner (read by
+    the INSERT itself), else the actor's."""
+    owner: object = organisation or actor["organisation"]
+    if organisation is None and event is not None:
+        owner = select(events.c.organisation_slug).where(events.c.slug == event).scalar_subquery()
     session.execute(audit_trail.insert().values(
         at=utcnow(), key_id=actor["key_id"], key_name=actor["key_name"],
-        organisation_slug=organisation or actor["organisation"], event_slug=event,
-        action=action, details=details))
+        organisation_slug=owner, event_slug=event, action=action, details=details))
 
 
 # Whose entry it is, for organisations.visible.

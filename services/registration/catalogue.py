@@ -5,18 +5,19 @@ capacity and notification keep their own copies and never ask for it.
 """
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
 from shared.contracts import EventPublished
 from shared.db import locked
-from shared.errors import Conflict, NotFound
-from shared.schemas import EventSpec, event_revision, parse
+from shared.errors import Conflict, Invalid, NotFound
+from shared.schemas import EventSpec, event_revision, field_errors, parse
 
 from . import audit
 from .models import events
-from .organisations import event_owner, visible
+from .organisations import visible
 
 
 def create_event(session: Session, outbox, spec: EventSpec, organisation: str,
@@ -43,6 +44,7 @@ def list_events(session: Session, principal: dict) -> list[dict]:
              "revision": row.revision, "organisation": row.organisation_slug}
             for row in session.execute(query.order_by(events.c.created_at, events.c.slug))]
 
+
 def load_event(session: Session, slug: str, lock: str | None = None) -> tuple[EventSpec, int]:
     """The event and its revision. ``lock="share"`` (a registration) keeps it
     from changing until the transaction ends; ``lock="update"`` (a change)
@@ -64,7 +66,6 @@ def replace_event(session: Session, outbox, spec: EventSpec, revision: int) -> d
     return document
 
 
-
 def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_use,
                  actor: dict) -> dict:
     """Apply a partial change (top-level fields replaced) and republish.
@@ -74,15 +75,11 @@ def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_
     them. It is asked after the event is locked, so registrations being stored
     (which hold the event shared) are counted, and new ones wait for the change.
     """
-    from pydantic import ValidationError
-
-    from shared.errors import Invalid
-    from shared.schemas import field_errors
-
     spec, revision = load_event(session, slug, lock="update")
     if "slug" in changes and changes["slug"] != slug:
         raise Invalid("the slug of an event cannot change", [{"field": "slug", "message": "fixed"}])
-    document = {**spec.model_dump(mode="json"), **changes}
+    before = spec.model_dump(mode="json")
+    document = {**before, **changes}
     try:
         updated = parse(EventSpec, document)
     except ValidationError as exc:
@@ -97,8 +94,7 @@ def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_
         raise Conflict("registrations still use what the change removes", problems)
     if updated == spec:
         return document
-    before = spec.model_dump(mode="json")
-    audit.record(session, actor, audit.EVENT_CHANGED, slug, event_owner(session, slug),
+    audit.record(session, actor, audit.EVENT_CHANGED, slug,
                  fields=sorted(k for k in changes if before.get(k) != document.get(k)))
     return replace_event(session, outbox, updated, revision)
 

@@ -100,12 +100,12 @@ def access(session: Session, presented: list | None, scopes: list[str], slug: st
     return principal
 
 
-def owner_of_new_event(principal: dict, requested: str | None, known) -> str:
+def owner_of_new_event(session: Session, principal: dict, requested: str | None) -> str:
     """The organisation a new event belongs to: the key's own, or for the
-    installation key the one it names (``known(slug)`` says whether it exists)."""
+    installation key the one it names."""
     if principal["organisation"] is None:
         organisation = requested or FIRST_ORGANISATION
-        if not known(organisation):
+        if not organisation_exists(session, organisation):
             raise NotFound(f"no organisation {organisation!r}")
         return organisation
     if requested not in (None, principal["organisation"]):

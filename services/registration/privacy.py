@@ -25,11 +25,11 @@ from . import audit
 from .catalogue import load_event
 from .models import events, idempotency_keys, registrations
 from .models import outbox as outbox_table
-from .organisations import event_owner
 from .registrations import (
     Links,
     _answer_problems,
     _get,
+    _language_problems,
     _set_status,
     release_seat,
     view,
@@ -54,10 +54,7 @@ def change_details(session: Session, outbox, links: Links, registration_id: str,
         raise NotAllowed(f"a registration that is {row.status} cannot change")
     event, _ = load_event(session, row.event_slug)
     values = change.model_dump(exclude_none=True)
-    problems = []
-    if change.language is not None and change.language not in event.languages:
-        problems.append({"field": "language",
-                         "message": f"choose one of {', '.join(event.languages)}"})
+    problems = [] if change.language is None else _language_problems(event, change.language)
     if change.answers is not None:
         problems.extend(_answer_problems(event, change.answers))
     if problems:
@@ -76,8 +73,7 @@ def erase(session: Session, outbox, registration_id: str, actor: dict) -> None:
         release_seat(session, outbox, row)
     _erase_rows(session, outbox, [row.id], row.event_slug)
     scrub_attendees(session, outbox_table, registration_id=row.id)
-    audit.record(session, actor, audit.REGISTRATION_ERASED, row.event_slug,
-                 event_owner(session, row.event_slug), registration=row.id)
+    audit.record(session, actor, audit.REGISTRATION_ERASED, row.event_slug, registration=row.id)
 
 
 def _erase_rows(session: Session, outbox, ids: list[str], slug: str) -> None:
@@ -112,7 +108,7 @@ def expire_personal_data(session: Session, outbox, retention: timedelta,
         _erase_rows(session, outbox, ids, slug)
         scrub_attendees(session, outbox_table, event_slug=slug)
         audit.record(session, audit.RETENTION, audit.PERSONAL_DATA_EXPIRED, slug,
-                     event_owner(session, slug), registrations=len(ids))
+                     registrations=len(ids))
     return len(rows)
 
 

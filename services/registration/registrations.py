@@ -38,7 +38,6 @@ from shared.tokens import attendee_token, unsubscribe_token
 from . import audit
 from .catalogue import load_event
 from .models import idempotency_keys, registrations
-from .organisations import event_owner
 
 
 class Links:
@@ -229,11 +228,8 @@ def _hash(slug: str, request: RegistrationRequest) -> str:
 
 def _checked_choice(event: EventSpec, request: RegistrationRequest) -> dict:
     """The request's choices checked against the event; Invalid lists every problem."""
-    problems = []
     language = request.language or event.default_language
-    if language not in event.languages:
-        problems.append({"field": "language",
-                         "message": f"choose one of {', '.join(event.languages)}"})
+    problems = _language_problems(event, language)
     categories = [c.slug for c in event.categories]
     if categories and request.category not in categories:
         problems.append({"field": "category", "message": f"choose one of {', '.join(categories)}"})
@@ -257,6 +253,12 @@ def _checked_choice(event: EventSpec, request: RegistrationRequest) -> dict:
             "sessions": [s for s in session_slugs if s in chosen],   # event order, no repeats
             # Without a choice, the attendee takes the event as it grows (a series).
             "follows": request.sessions is None, "answers": request.answers}
+
+
+def _language_problems(event: EventSpec, language: str) -> list:
+    if language in event.languages:
+        return []
+    return [{"field": "language", "message": f"choose one of {', '.join(event.languages)}"}]
 
 
 def _answer_problems(event: EventSpec, answers: dict) -> list:
@@ -294,7 +296,7 @@ def cancel(session: Session, outbox, links: Links, registration_id: str,
     release_seat(session, outbox, row)
     if organiser is not None:
         audit.record(session, organiser, audit.REGISTRATION_CANCELLED, row.event_slug,
-                     event_owner(session, row.event_slug), registration=row.id)
+                     registration=row.id)
     return view(_get(session, registration_id))
 
 

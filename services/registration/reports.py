@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from shared.errors import BadQuery
 from shared.statuses import ACTIVE, ALL, Status
 
+from . import audit
 from .catalogue import load_event
 from .models import registrations
 from .registrations import view
@@ -58,6 +59,16 @@ def stats(session: Session, slug: str) -> dict:
     by_category.pop("", None)
     return {"registrations": totals, "per_category": by_category, "per_session": by_session,
             "per_language": by_language, "per_country": by_country}
+
+
+def read_list(session: Session, slug: str, status: str | None, limit: int, after: str | None,
+              reader: dict, audited: str | None) -> dict:
+    """A page of the list, as an organiser reads it: ``audited`` ("read" or
+    "exported") is recorded in the audit trail with the page."""
+    page = list_for_event(session, slug, status, limit, after)
+    if audited is not None:
+        audit.record(session, reader, audit.READINGS[audited], slug, status=status, after=after)
+    return page
 
 
 def list_for_event(session: Session, slug: str, status: str | None, limit: int,

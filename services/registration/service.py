@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -126,8 +125,7 @@ class RegistrationService:
         spec = _parse(EventSpec, document)
 
         def create(session):
-            owner = organisations.owner_of_new_event(
-                actor, organisation, partial(organisations.organisation_exists, session))
+            owner = organisations.owner_of_new_event(session, actor, organisation)
             return catalogue.create_event(session, self.outbox, spec, owner, actor)
         return self._in_transaction(create)
 
@@ -184,18 +182,9 @@ class RegistrationService:
     @rpc(expected_exceptions=DomainError)
     def list_registrations(self, slug: str, status: str | None, limit: int, after: str | None,
                            actor: dict, audited: str | None = None) -> dict:
-        """A page of the list; ``audited`` ("read" or "exported") is
-        recorded with the page that begins a reading."""
-        action = {"read": audit.REGISTRATIONS_READ, "exported": audit.REGISTRATIONS_EXPORTED,
-                  None: None}[audited]
-
-        def read(session):
-            page = reports.list_for_event(session, slug, status, limit, after)
-            if action is not None:
-                audit.record(session, actor, action, slug, organisations.event_owner(session, slug),
-                             status=status, after=after)
-            return page
-        return self._in_transaction(read)
+        """A page of the list, audited as ``audited`` says (reports.read_list)."""
+        return self._in_transaction(lambda s: reports.read_list(
+            s, slug, status, limit, after, actor, audited))
 
     @rpc(expected_exceptions=DomainError)
     def get_registration(self, registration_id: str) -> dict:

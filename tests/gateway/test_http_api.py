@@ -1,4 +1,5 @@
 """The gateway's HTTP helpers with real werkzeug requests."""
+import hashlib
 import json
 
 import pytest
@@ -8,8 +9,8 @@ from werkzeug.wrappers import Request
 from services.gateway.http_api import (
     MAX_BODY,
     Problem,
-    is_installation_key,
     next_link,
+    presented_key,
     read_json,
     require_bearer,
     require_token,
@@ -55,8 +56,13 @@ def test_organiser_calls_need_a_bearer_key():
         assert status_of(lambda h=headers: require_bearer(make_request(headers=h))) == 401
 
 
-def test_the_installation_key_is_told_apart():
-    assert is_installation_key("k3y", "k3y") and not is_installation_key("evk_other", "k3y")
+def test_the_installation_key_is_told_apart_and_only_a_keys_fingerprint_goes_on():
+    def presented(key):
+        return presented_key(make_request(headers={"Authorization": f"Bearer {key}"}), "k3y")
+    secret = "x" * 43
+    assert presented("k3y") is None
+    assert presented(f"evk_{'0' * 32}_{secret}") == ("0" * 32, hashlib.sha256(secret.encode()).hexdigest())
+    assert status_of(lambda: presented("evk_other")) == 401
 
 
 def test_the_next_page_is_named_relative_with_the_same_query():

@@ -9,11 +9,6 @@ from services.notification.models import deliveries as table
 from shared.db import transaction
 
 
-@pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
 def queue(db, cause="status:r1:1"):
     with transaction(db) as session:
         return deliveries.enqueue(session, cause, "seat_confirmed", "a@example.org", "en",

@@ -56,11 +56,6 @@ class Redirecting(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
 def delivery_to(db, url):
     with transaction(db) as session:
         hook = webhooks.add(session, "conf", url)

@@ -24,11 +24,6 @@ EMAIL = "Zuleika.Q@example.org"
 HOOK = "https://hooks.example.org/registrations"
 
 
-@pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
 @pytest.fixture(autouse=True)
 def fresh_slug():
     """A slug of its own for each test's event (see test_policy.fresh_slug)."""

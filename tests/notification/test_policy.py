@@ -44,11 +44,6 @@ def change(status, seq=1, registration="r1", cause=None, sessions=("day-1",)):
         links={"self": "s", "cancel": "c", "confirm": "f", "calendar": "k", "manage": "m"})
 
 
-@pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
 @pytest.fixture(autouse=True)
 def fresh_slug():
     """Parsed event revisions are kept per process by (slug, revision): each

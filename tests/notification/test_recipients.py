@@ -19,11 +19,6 @@ from tests.notification.samples import EVENT, KINDS
 from tests.notification.test_policy import DAY_1, announce, event, publish, reminders, seat, send_due, tell
 
 
-@pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
 @pytest.fixture(autouse=True)
 def fresh_slug():
     """A slug of its own for each test's event (see test_policy.fresh_slug)."""

@@ -3,7 +3,6 @@ event's sessions; changes reconcile the plan."""
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import select
 
 from services.notification import schedule
@@ -22,11 +21,6 @@ def event(starts_at="2027-03-18T10:00:00+03:00", reminders=("P7D", "P1D", "PT1H"
              "ends_at": "2027-03-18T18:00:00+03:00"},
             {"slug": "day-2", "title": {"en": "Day 2"}, "starts_at": "2027-03-19T10:00:00+03:00",
              "ends_at": "2027-03-19T18:00:00+03:00"}])))
-
-
-@pytest.fixture
-def db(service_db):
-    return service_db("notification")
 
 
 def pending(db):

@@ -24,11 +24,6 @@ from tests.support.ports import free_port
 
 
 @pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
-@pytest.fixture
 def smtp():
     server = SmtpServer().start()
     yield server

@@ -24,11 +24,6 @@ def authority(tmp_path_factory):
 
 
 @pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
-@pytest.fixture
 def submission(authority, monkeypatch):
     """Starts a submission server; the sender trusts the throwaway CA."""
     monkeypatch.setenv("SSL_CERT_FILE", str(authority.ca_file))

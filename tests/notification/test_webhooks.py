@@ -70,11 +70,6 @@ def receiver():
     receiver.server.server_close()
 
 
-@pytest.fixture
-def db(service_db):
-    return service_db("notification")
-
-
 class Resolver:
     """``getaddrinfo`` under the test's control for HOST (every other name and
     every literal address resolves as usual). ``answers`` are used in turn, the

@@ -35,8 +35,7 @@ def principal(db, secret):
 def event(db, outbox, slug, org, actor=INSTALLATION):
     spec = EventSpec.model_validate_json(json.dumps(event_document(slug=slug)))
     with transaction(db) as session:
-        owner = organisations.owner_of_new_event(
-            actor, org, lambda s: organisations.organisation_exists(session, s))
+        owner = organisations.owner_of_new_event(session, actor, org)
         catalogue.create_event(session, outbox, spec, owner, actor)
 
 
