@@ -31,6 +31,11 @@ REGISTRATION_ERASED = "registration.erased"            # registration -> notific
 ANNOUNCEMENT_REQUESTED = "announcement.requested"      # registration -> notification
 SEAT_DECIDED = "seat.decided"                          # capacity -> registration
 
+# The kinds of message notification writes to attendees (each can be previewed).
+MESSAGE_KINDS = ("received", "seat_confirmed", "hold", "waitlisted", "promoted", "hold_expired",
+                 "cancelled", "rejected", "reminder", "session_moved", "announcement",
+                 "session_added", "session_cancelled")
+
 
 class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -197,7 +202,8 @@ class Attendee(BaseModel):
     """``sessions``: held (or asked for while waiting); ``sessions_waiting``:
     later sessions they wait for one by one; ``sessions_cancelled``: theirs
     until the organisers cancelled them (calendars show them cancelled);
-    ``follows``: sessions added later become theirs."""
+    ``follows``: sessions added later become theirs; ``check_in_code``: what
+    the door reads to let them in (shared/check_in.py)."""
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     email: str
@@ -209,6 +215,7 @@ class Attendee(BaseModel):
     sessions_waiting: list[str] = Field(default_factory=list)
     sessions_cancelled: list[str] = Field(default_factory=list)
     follows: bool = False
+    check_in_code: str | None = None
 
 
 class RegistrationStatusChanged(Contract):
@@ -216,9 +223,11 @@ class RegistrationStatusChanged(Contract):
     never has to ask registration for it. ``status_seq`` numbers the changes of
     one registration: (registration_id, status_seq) is the cause of a message.
     v2: the attendee's sessions in full, and ``session_change`` when the
-    change is about one session (the status then stays)."""
+    change is about one session (the status then stays).
+    v3: the attendee may carry a ``check_in_code`` (a v2 reader's closed
+    Attendee refuses the key: the version says so loudly)."""
     TYPE: ClassVar[str] = REGISTRATION_STATUS_CHANGED
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     READS_BACK_TO: ClassVar[int | None] = 1
     registration_id: str
     event_slug: str

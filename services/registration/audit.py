@@ -25,11 +25,14 @@ READINGS = {"read": REGISTRATIONS_READ, "exported": REGISTRATIONS_EXPORTED}
 ANNOUNCEMENT = "announcement.sent"
 REGISTRATION_CANCELLED = "registration.cancelled"
 REGISTRATION_ERASED = "registration.erased"
+CHECKED_IN = "registration.checked_in"
 PERSONAL_DATA_EXPIRED = "event.personal_data_erased"
 
 # Who acts when no key does.
 ATTENDEE = {"key_id": "attendee", "key_name": "the attendee (their token)", "organisation": None}
 RETENTION = {"key_id": "retention", "key_name": "RETENTION_DAYS", "organisation": None}
+# A dry run (catalogue.preview_update): what it records is rolled back.
+PREVIEW = {"key_id": "preview", "key_name": "a preview, rolled back", "organisation": None}
 
 
 def record(session: Session, actor: dict, action: str, event: str | None = None,

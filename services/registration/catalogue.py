@@ -10,14 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.clock import utcnow
-from shared.contracts import EventPublished
+from shared.contracts import EventPublished, SeatRules
 from shared.db import locked
 from shared.errors import Conflict, Invalid, NotFound
 from shared.schemas import EventSpec, event_revision, field_errors, parse
 
 from . import audit
 from .models import events
-from .organisations import visible
+from .organisations import event_owner, visible
 
 
 def create_event(session: Session, outbox, spec: EventSpec, organisation: str,
@@ -56,6 +56,17 @@ def load_event(session: Session, slug: str, lock: str | None = None) -> tuple[Ev
     if row is None:
         raise NotFound(f"no event {slug!r}")
     return event_revision(slug, row.revision, row.spec), row.revision
+
+
+def get_event(session: Session, slug: str) -> dict:
+    """The event as organisers read it: its document, revision and owner."""
+    spec, revision = load_event(session, slug)
+    return _as_read(session, spec, revision)
+
+
+def _as_read(session: Session, spec: EventSpec, revision: int) -> dict:
+    return {**spec.model_dump(mode="json"), "revision": revision,
+            "organisation": event_owner(session, spec.slug)}
 
 
 def replace_event(session: Session, outbox, spec: EventSpec, revision: int) -> dict:
@@ -97,6 +108,56 @@ def update_event(session: Session, outbox, slug: str, changes: dict, choices_in_
     audit.record(session, actor, audit.EVENT_CHANGED, slug,
                  fields=sorted(k for k in changes if before.get(k) != document.get(k)))
     return replace_event(session, outbox, updated, revision)
+
+
+def preview_update(session: Session, slug: str, changes: dict, choices_in_use, told) -> dict:
+    """update_event's dry run, for organisers to see what a change would do
+    before they make it: the very same change, its checks and its errors,
+    made in a savepoint that is rolled back, its messages and audit entry
+    dropped with it. ``{"event"}`` as get_event would read it after,
+    ``{"seat_rules"}`` as capacity would take them, and ``{"told"}``: per
+    session the change moves or cancels, how many attendees would hear of
+    it (``told(session, slug, moved, cancelled)``)."""
+    before, _ = load_event(session, slug, lock="update")
+    savepoint = session.begin_nested()
+    try:
+        update_event(session, _UNSENT, slug, changes, choices_in_use, audit.PREVIEW)
+        # Read past load_event, whose parsed revisions are kept: this one never is.
+        stored = session.execute(select(events.c.spec, events.c.revision)
+                                 .where(events.c.slug == slug)).one()
+    finally:
+        savepoint.rollback()
+    after = parse(EventSpec, stored.spec)
+    return {"event": _as_read(session, after, stored.revision),
+            "seat_rules": SeatRules.of(after).model_dump(),
+            "told": told(session, slug, moved_sessions(before, after),
+                         cancelled_sessions(before, after))}
+
+
+class _Unsent:
+    """An outbox that sends nothing: a preview publishes nothing."""
+
+    def add(self, session, message, correlation_id=None):
+        pass
+
+    def add_many(self, session, messages):
+        pass
+
+
+_UNSENT = _Unsent()
+
+
+def moved_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    """Sessions still on whose times change (notification tells their attendees)."""
+    old = {s.slug: (s.starts_at, s.ends_at) for s in before.sessions}
+    return [s.slug for s in after.sessions
+            if s.slug in old and old[s.slug] != (s.starts_at, s.ends_at) and not s.cancelled]
+
+
+def cancelled_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    """Sessions this change cancels (capacity tells their attendees)."""
+    return [slug for slug in before.open_sessions if slug not in after.open_sessions
+            and slug in {s.slug for s in after.sessions}]
 
 
 def _removed_in_use(spec: EventSpec, used: dict) -> list:

@@ -100,11 +100,16 @@ registrations = Table(
     # Name, address and answers erased (the attendee asked, an organiser did, or
     # RETENTION_DAYS passed); the row stays so that the counts stay.
     Column("erased_at", UTCDateTime),
+    # What the door reads (shared/check_in.py), and when it first did: once only.
+    Column("check_in_code", String(10), nullable=False),
+    Column("checked_in_at", UTCDateTime),
     # One active registration per address and event, enforced by the database.
     Index("uq_active_registration", "event_slug", "email_key", unique=True,
           sqlite_where=text(ONE_PER_ADDRESS), postgresql_where=text(ONE_PER_ADDRESS)),
     # An event's list, a page at a time (reports.list_for_event).
     Index("ix_registrations_list", "event_slug", "created_at", "id"),
+    # A code names one registration of its event (check_ins.check_in).
+    Index("uq_registrations_check_in_code", "event_slug", "check_in_code", unique=True),
     # The registrations still being decided, oldest first (the "received" notice).
     Index("ix_registrations_pending", "created_at",
           sqlite_where=text(UNDECIDED), postgresql_where=text(UNDECIDED)),

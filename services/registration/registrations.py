@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.check_in import new_code
 from shared.clock import utcnow
 from shared.contracts import (
     Attendee,
@@ -192,7 +193,7 @@ class _EventBatch:
                  "email": n.request.email, "email_key": n.request.email.lower(), "status": Status.PENDING,
                  "status_seq": 0, "decision_seq": 0, "waitlist_position": None,
                  "hold_expires_at": None, "sessions_waiting": [], "sessions_cancelled": [],
-                 "created_at": now, "updated_at": now, **n.choice}
+                 "check_in_code": new_code(), "created_at": now, "updated_at": now, **n.choice}
                 for n in new]
         self.session.execute(registrations.insert(), rows)
         rules = SeatRules.of(self.event)
@@ -357,6 +358,8 @@ def view(row) -> dict:
             "sessions": row.sessions, "sessions_waiting": row.sessions_waiting,
             "sessions_cancelled": row.sessions_cancelled, "follows": row.follows,
             "answers": row.answers,
+            "check_in_code": row.check_in_code,
+            "checked_in_at": row.checked_in_at.isoformat() if row.checked_in_at else None,
             "created_at": row.created_at.isoformat(),
             "updated_at": row.updated_at.isoformat()}
 
@@ -384,7 +387,8 @@ def status_message(links, row, previous, cause,
         attendee=Attendee(name=row.name, email=row.email, language=row.language,
                           timezone=row.timezone, country=row.country, category=row.category,
                           sessions=row.sessions, sessions_waiting=row.sessions_waiting,
-                          sessions_cancelled=row.sessions_cancelled, follows=row.follows),
+                          sessions_cancelled=row.sessions_cancelled, follows=row.follows,
+                          check_in_code=row.check_in_code),
         waitlist_position=row.waitlist_position, hold_expires_at=row.hold_expires_at,
         links=links.for_registration(row.id), session_change=session_change)
 

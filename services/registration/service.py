@@ -27,7 +27,17 @@ from shared.schemas import (
 )
 from shared.statuses import Status
 
-from . import announcements, audit, catalogue, decisions, organisations, privacy, registrations, reports
+from . import (
+    announcements,
+    audit,
+    catalogue,
+    check_ins,
+    decisions,
+    organisations,
+    privacy,
+    registrations,
+    reports,
+)
 from .models import inbox, outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -135,6 +145,12 @@ class RegistrationService:
             s, self.outbox, slug, changes, reports.choices_in_use, actor))
 
     @rpc(expected_exceptions=DomainError)
+    def preview_update(self, slug: str, changes: dict) -> dict:
+        """What update_event would do, doing nothing (catalogue.preview_update)."""
+        return self._in_transaction(lambda s: catalogue.preview_update(
+            s, slug, changes, reports.choices_in_use, reports.told))
+
+    @rpc(expected_exceptions=DomainError)
     def list_events(self, principal: dict) -> list:
         with transaction(self.db) as session:
             return catalogue.list_events(session, principal)
@@ -157,12 +173,23 @@ class RegistrationService:
             return reports.stats(session, slug)
 
     @rpc(expected_exceptions=DomainError)
+    def queue(self, slug: str, limit: int) -> dict:
+        with transaction(self.db) as session:
+            return reports.queue(session, slug, limit)
+
+    @rpc(expected_exceptions=DomainError)
     def get_event(self, slug: str) -> dict:
-        def read(session):
-            spec, revision = catalogue.load_event(session, slug)
-            return {**spec.model_dump(mode="json"), "revision": revision,
-                    "organisation": organisations.event_owner(session, slug)}
-        return self._in_transaction(read)
+        return self._in_transaction(lambda s: catalogue.get_event(s, slug))
+
+    # -- RPC: the door (the gateway checked the key's check-in scope) --------
+    @rpc(expected_exceptions=DomainError)
+    def check_in(self, slug: str, code: str, actor: dict) -> dict:
+        return self._in_transaction(lambda s: check_ins.check_in(s, slug, code, actor))
+
+    @rpc(expected_exceptions=DomainError)
+    def check_in_search(self, slug: str, query: str, limit: int) -> dict:
+        with transaction(self.db) as session:
+            return check_ins.search(session, slug, query, limit)
 
     # -- RPC: attendees ----------------------------------------------------
     @rpc(expected_exceptions=DomainError)
@@ -180,11 +207,12 @@ class RegistrationService:
         return answers
 
     @rpc(expected_exceptions=DomainError)
-    def list_registrations(self, slug: str, status: str | None, limit: int, after: str | None,
-                           actor: dict, audited: str | None = None) -> dict:
-        """A page of the list, audited as ``audited`` says (reports.read_list)."""
+    def list_registrations(self, slug: str, filters: dict, limit: int, after: str | None,
+                           reader: dict, audited: str | None = None) -> dict:
+        """A page of the list, filtered (reports.FILTERS) and audited as
+        ``audited`` says (reports.read_list)."""
         return self._in_transaction(lambda s: reports.read_list(
-            s, slug, status, limit, after, actor, audited))
+            s, slug, filters, limit, after, reader, audited))
 
     @rpc(expected_exceptions=DomainError)
     def get_registration(self, registration_id: str) -> dict:

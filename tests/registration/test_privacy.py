@@ -185,12 +185,12 @@ def test_a_list_is_read_a_page_at_a_time_in_registration_order(db, outbox):
     seen, after = [], None
     with transaction(db) as session:
         while True:
-            page = reports.list_for_event(session, spec.slug, None, 2, after)
+            page = reports.list_for_event(session, spec.slug, {}, 2, after)
             seen += [row["id"] for row in page["rows"]]
             if page["next"] is None:
                 break
             after = page["next"]
         assert seen == ids
-        assert reports.list_for_event(session, spec.slug, None, 5, None)["next"] is None
+        assert reports.list_for_event(session, spec.slug, {}, 5, None)["next"] is None
         with pytest.raises(BadQuery):
-            reports.list_for_event(session, spec.slug, None, 2, "f" * 32)
+            reports.list_for_event(session, spec.slug, {}, 2, "f" * 32)

@@ -377,3 +377,50 @@ def test_stopping_following_is_told_to_capacity_and_sends_nothing(db, outbox):
     assert len(outbox.of_type(RegistrationUnfollowed)) == 1
     [quiet] = [c for c in outbox.of_type(RegistrationStatusChanged) if c.cause == "unfollowed"]
     assert quiet.attendee.follows is False and quiet.status == "confirmed"
+
+
+def test_every_status_message_carries_the_seats_check_in_code(db, outbox):
+    spec = make_event(db, outbox)
+    answer = register(db, outbox, spec.slug)
+    decide(db, outbox, answer["id"], "confirmed", 1)
+    code = status_of(db, answer["id"])["check_in_code"]
+    [change] = outbox.of_type(RegistrationStatusChanged)
+    assert change.attendee.check_in_code == code and RegistrationStatusChanged.VERSION == 3
+
+
+def test_migration_0005_gives_registrations_stored_before_it_a_code_each(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from shared.check_in import read
+    from shared.db import make_engine
+    from tests.support.paths import ROOT
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "services" / "registration" / "migrations"))
+
+    def migrate(to):
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, to)
+    try:
+        migrate("0004")
+        with engine.begin() as connection:
+            for n in range(3):
+                connection.execute(text(
+                    "INSERT INTO registrations (id, event_slug, name, email, email_key, language,"
+                    " timezone, sessions, answers, status, status_seq, decision_seq, created_at,"
+                    " updated_at) VALUES (:id, 'old', 'A', 'a@x.org', :key, 'en', 'UTC', '[]',"
+                    " '{}', 'confirmed', 1, 1, '2026-01-01 10:00:00', '2026-01-01 10:00:00')"),
+                    {"id": f"r{n}", "key": f"a{n}@x.org"})
+        migrate("head")
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT check_in_code, checked_in_at FROM registrations")).all()
+    finally:
+        engine.dispose()
+    codes = [row.check_in_code for row in rows]
+    assert len(set(codes)) == 3 and all(read(code) == code for code in codes)
+    assert all(row.checked_in_at is None for row in rows)
