@@ -28,7 +28,7 @@ from shared.metrics import SEATS_CAPACITY, SEATS_USED, WAITLIST_LENGTH, Entrypoi
 from shared.outbox import OutboxRelay
 from shared.statuses import Status
 
-from . import programme, seats
+from . import preview, programme, seats
 from .models import inbox, outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -109,6 +109,23 @@ class CapacityService:
     def event_seats(self, slug: str) -> dict:
         with transaction(self.db) as session:
             return seats.event_seats(session, slug)
+
+    @rpc(expected_exceptions=DomainError)
+    def preview_rules(self, slug: str, seat_rules: dict) -> dict:
+        """How many people the waiting lists would seat, now, if the event's
+        seat rules became ``seat_rules`` (a SeatRules as a dict): the
+        organiser console shows "raising capacity seats N people" before the
+        organiser makes the change. The answer is the change itself, as
+        ``on_event_published`` would make it, in a transaction that is rolled
+        back: nothing is committed, nothing reaches the outbox's relay, no
+        gauge moves and no hold is started.
+
+        Returns ``{"promoted": n, "per_pool": {"event": n, "category:<slug>":
+        n, "session:<slug>": n, ...}}`` (preview.preview_rules says what each
+        counts); an event capacity has not been told of is NotFound, rules
+        that are not valid Invalid."""
+        rules = preview.seat_rules(seat_rules)
+        return preview.rolled_back(self.db, lambda session: preview.preview_rules(session, slug, rules))
 
     def _observe(self, slug: str) -> None:
         with transaction(self.db) as session:
