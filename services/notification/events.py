@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.errors import EventNotKnownYet
+from shared.errors import EventNotKnownYet, NotFound
 from shared.schemas import EventSpec, event_revision
 
 from .models import event_copies
@@ -33,6 +33,15 @@ def get(session: Session, slug: str) -> tuple[EventSpec, int]:
     if row is None:
         raise EventNotKnownYet(slug)
     return event_revision(slug, row.revision, row.spec), row.revision
+
+
+def described(session: Session, slug: str) -> tuple[EventSpec, int]:
+    """(event, revision) for an organiser's request: an event this service
+    has not heard of is not found, not a message to wait for."""
+    try:
+        return get(session, slug)
+    except EventNotKnownYet:
+        raise NotFound("no such event") from None
 
 
 def reader(session: Session):

@@ -12,13 +12,14 @@ to retry.
 """
 from __future__ import annotations
 
+import base64
 import smtplib
 import ssl
 import time
 from dataclasses import dataclass, field
+from email import encoders
 from email.header import Header
 from email.message import Message
-from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -119,13 +120,15 @@ class Mailer:
                    content.get("unsubscribe_url") or "")
         if any(char in value for value in headers for char in LINE_BREAKS):
             raise ValueError("a header value must not contain a line break")
+        attachments = content.get("attachments") or []
         message = body = MIMEMultipart("alternative")
         body.attach(MIMEText(content["text"], "plain", "utf-8"))
-        body.attach(MIMEText(content["html"], "html", "utf-8"))
-        if content.get("attachments"):
+        body.attach(_html(content["html"], [a for a in attachments if a.get("content_id")]))
+        attached = [a for a in attachments if not a.get("content_id")]
+        if attached:
             message = MIMEMultipart("mixed")
             message.attach(body)
-            for attachment in content["attachments"]:
+            for attachment in attached:
                 message.attach(_attachment(attachment))
         message["From"] = self.sender
         message["To"] = _address(recipient_name, recipient)
@@ -271,7 +274,23 @@ def _address(name: str, address: str):
     return header
 
 
+def _html(html: str, images: list[dict]) -> MIMEBase:
+    """The HTML part; with the images it shows, one multipart/related
+    (RFC 2387) in which the HTML names each by its Content-ID (RFC 2392)."""
+    part = MIMEText(html, "html", "utf-8")
+    if not images:
+        return part
+    related = MIMEMultipart("related")
+    related.set_param("type", "text/html")
+    related.attach(part)
+    for image in images:
+        related.attach(_attachment(image))
+    return related
+
+
 def _attachment(attachment: dict) -> MIMEBase:
+    """One attachment of the delivery log (messages.Draft): text as it is,
+    anything else stored in base64; inline when the HTML shows it."""
     maintype, subtype = attachment["mimetype"].split("/", 1)
     part: MIMEBase
     if maintype == "text":
@@ -280,6 +299,12 @@ def _attachment(attachment: dict) -> MIMEBase:
             # what Outlook and Gmail look for to show an invitation
             part.set_param("method", attachment["method"])
     else:
-        part = MIMEApplication(attachment["content"].encode(), subtype)
-    part.add_header("Content-Disposition", "attachment", filename=attachment["filename"])
+        part = MIMEBase(maintype, subtype)
+        part.set_payload(base64.b64decode(attachment["content"], validate=True))
+        encoders.encode_base64(part)
+    if attachment.get("content_id"):
+        part.add_header("Content-ID", f"<{attachment['content_id']}>")
+        part.add_header("Content-Disposition", "inline", filename=attachment["filename"])
+    else:
+        part.add_header("Content-Disposition", "attachment", filename=attachment["filename"])
     return part

@@ -21,7 +21,7 @@ from shared.i18n import environment, localized
 from shared.schemas import EventSpec, parse_duration
 from shared.statuses import SEATED, Status
 
-from . import calendar
+from . import calendar, check_in_codes
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALES = Path(__file__).parent / "locales"
@@ -60,7 +60,9 @@ class Draft:
     subject: str
     text: str
     html: str
-    attachments: list = field(default_factory=list)   # [{"filename", "mimetype", "content"}]
+    # [{"filename", "mimetype", "content", "method"?, "content_id"?}]: content is text for
+    # text/* types, else base64; one with a content_id is shown inline by the HTML (cid:).
+    attachments: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"subject": self.subject, "text": self.text, "html": self.html,
@@ -117,7 +119,16 @@ def _context(event: EventSpec, change: RegistrationStatusChanged, sessions: list
         "links": change.links,
         # Bulk mail (announcements, reminders) names its one-click way out.
         "unsubscribe_url": None,
+        "check_in": None,
     }
+
+
+def _check_in(event: EventSpec, change: RegistrationStatusChanged, context: dict) -> list[dict]:
+    """For a message that confirms a seat: the check-in code in both parts
+    (check_in_codes), and its QR image for the HTML to show inline."""
+    context["check_in"] = check_in_codes.carried(event, change)
+    code = change.attendee.check_in_code
+    return [check_in_codes.image(code)] if context["check_in"] and code else []
 
 
 def _invite(event, revision, change, organiser, language, method: str = "REQUEST") -> dict:
@@ -141,7 +152,9 @@ def compose_status(event: EventSpec, revision: int, change: RegistrationStatusCh
     if change.session_change is not None:
         return kind, compose_session_change(event, revision, change, organiser)
     language, context = _context(event, change)
+    images = _check_in(event, change, context)
     draft = render(kind, language, context)
+    draft.attachments.extend(images)
     if change.status == Status.CONFIRMED:
         draft.attachments.append(_invite(event, revision, change, organiser, language))
     return kind, draft
@@ -181,7 +194,9 @@ def compose_session_change(event: EventSpec, revision: int, change: Registration
         return draft
     language, context = _session_context(event, change, news.session, outcome=news.outcome,
                                          reason=news.reason, position=news.position)
+    images = _check_in(event, change, context) if news.outcome == "seated" else []
     draft = render("session_added", language, context)
+    draft.attachments.extend(images)
     if news.outcome == "seated":
         draft.attachments.append(_invite(event, revision, change, organiser, language))
     return draft
@@ -239,11 +254,9 @@ def preview(event: EventSpec, revision: int, kind: str, language: str, base_url:
     session, in a time zone other than the event's."""
     if kind not in KINDS:
         raise NotFound(f"no message kind {kind!r}; the kinds are {', '.join(KINDS)}")
-    if language not in event.languages:
-        raise Invalid("the event is not in this language",
-                      [{"field": "language", "message": f"one of {', '.join(event.languages)}"}])
-    status, cause = _SAMPLE_STATUS.get(kind, (Status.CONFIRMED, None))
-    change = _sample_change(event, status, cause or "decision", language, base_url)
+    if kind == "announcement":
+        return preview_announcement(event, language, "…", "…", base_url)
+    change = _sample_change(event, kind, language, base_url)
     first = event.sessions[0].slug
     if kind in ("session_added", "session_cancelled"):
         draft = compose_session_change(event, revision, _sample_session_change(change, kind),
@@ -252,11 +265,20 @@ def preview(event: EventSpec, revision: int, kind: str, language: str, base_url:
         draft = compose_reminder(event, change, first)
     elif kind == "session_moved":
         draft = compose_moved(event, revision, change, first, organiser)
-    elif kind == "announcement":
-        sample = {language: "…"}
-        draft = compose_announcement(event, change, sample, sample)
     else:
         draft = render(kind, *_context(event, change))
+    return _shown(draft)
+
+
+def preview_announcement(event: EventSpec, language: str, subject: str, body: str,
+                         base_url: str) -> dict:
+    """An announcement with these words, exactly as an attendee reading
+    ``language`` would receive it (the sample attendee of ``preview``)."""
+    change = _sample_change(event, "announcement", language, base_url)
+    return _shown(compose_announcement(event, change, {language: subject}, {language: body}))
+
+
+def _shown(draft: Draft) -> dict:
     return {"subject": draft.subject, "text": draft.text, "html": draft.html}
 
 
@@ -274,14 +296,20 @@ def _sample_session_change(change: RegistrationStatusChanged, kind: str) -> Regi
     return change.model_copy(update={"attendee": attendee, "session_change": news})
 
 
-def _sample_change(event: EventSpec, status: Status, cause: str, language: str,
+def _sample_change(event: EventSpec, kind: str, language: str,
                    base_url: str) -> RegistrationStatusChanged:
+    """The sample attendee, reading ``language``, as a change that sends
+    ``kind``; Invalid for a language the event is not in."""
+    if language not in event.languages:
+        raise Invalid("the event is not in this language",
+                      [{"field": "language", "message": f"one of {', '.join(event.languages)}"}])
+    status, cause = _SAMPLE_STATUS.get(kind, (Status.CONFIRMED, None))
     other_zone = "America/Toronto" if event.timezone != "America/Toronto" else "Europe/Paris"
     query = "?token=sample"
     registration = f"{base_url}/api/v1/registrations/{SAMPLE_ID}"
     return RegistrationStatusChanged(
         registration_id=SAMPLE_ID, event_slug=event.slug, status=status, previous_status=None,
-        status_seq=1, cause=cause,
+        status_seq=1, cause=cause or "decision",
         attendee=Attendee(name="Amina Example", email="attendee@example.org", language=language,
                           timezone=other_zone, country=None, category=None,
                           sessions=[session.slug for session in event.sessions]),

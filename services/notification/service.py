@@ -27,7 +27,7 @@ from shared.loop import every
 from shared.messaging import event_handler, rpc
 from shared.metrics import REMINDERS_DUE, REMINDERS_OVERDUE, UNSUBSCRIBES, EntrypointMetrics
 
-from . import erasure, events, messages, policy, recipients, schedule, webhooks
+from . import erasure, events, history, messages, policy, recipients, schedule, webhooks
 from .mailer import DkimSigner, Mailer, Server, ServerUnavailable
 from .models import inbox
 from .sending import DeliveryWorker
@@ -147,9 +147,37 @@ class NotificationService:
     @rpc(expected_exceptions=DomainError)
     def preview(self, slug: str, kind: str, language: str) -> dict:
         with transaction(self.db) as session:
-            event, revision = events.get(session, slug)
+            event, revision = events.described(session, slug)
         return messages.preview(event, revision, kind, language, self.settings.public_base_url,
                                 self.organiser)
+
+    @rpc(expected_exceptions=DomainError)
+    def preview_announcement(self, slug: str, language: str, subject: str, body: str) -> dict:
+        """An announcement not yet sent, as an attendee reading that language gets it."""
+        with transaction(self.db) as session:
+            event, _ = events.described(session, slug)
+        return messages.preview_announcement(event, language, subject, body,
+                                             self.settings.public_base_url)
+
+    @rpc(expected_exceptions=DomainError)
+    def message_counts(self, slug: str) -> dict:
+        with transaction(self.db) as session:
+            return history.counts_of_event(session, slug)
+
+    @rpc(expected_exceptions=DomainError)
+    def history(self, registration_id: str) -> list:
+        """The registration's messages, newest first."""
+        with transaction(self.db) as session:
+            return history.of_registration(session, registration_id)
+
+    @rpc(expected_exceptions=DomainError)
+    def resend_last(self, registration_id: str) -> dict:
+        """A copy of the registration's last message that went (or failed),
+        sent again as a message of its own."""
+        with transaction(self.db) as session:
+            resent = history.resend_last(session, registration_id)
+        self.sender.queued()
+        return resent
 
     @rpc(expected_exceptions=DomainError)
     def reach_of_event(self, slug: str) -> dict:
