@@ -289,6 +289,18 @@ class AnnouncementRequest(Strict):
                     Field(min_length=1)]
 
 
+class AnnouncementDraft(Strict):
+    """An announcement in one language, to see as its readers will."""
+    language: Language
+    subject: Text
+    body: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+
+
+class CheckInRequest(Strict):
+    """What the door read: a seat's check-in code, typed or scanned."""
+    code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class WebhookRequest(Strict):
     url: HttpUrl
 

@@ -29,11 +29,12 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
-from itsdangerous import Signer
+from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 
 # The salts of the two purposes; the legacy format's purposes below.
 ATTENDEE_SALT = "event-registration.attendee-token"
 UNSUBSCRIBE_SALT = "event-registration.unsubscribe-token"
+CONSOLE_SALT = "event-registration.console-session"
 _LEGACY_PURPOSE = {ATTENDEE_SALT: "registration", UNSUBSCRIBE_SALT: "unsubscribe"}
 
 # An HMAC-SHA256 in URL-safe base64 without padding: 43 characters; the legacy
@@ -125,3 +126,26 @@ def token_is_valid(secret_key: str, registration_id: str, token: str | None,
                    for key in keys]
         return any(matches)
     return False
+
+
+@lru_cache(maxsize=4)
+def _sessions(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(list(reversed(secret_keys(secret_key))), salt=CONSOLE_SALT)
+
+
+def seal_session(secret_key: str, session: dict) -> str:
+    """An organiser console's session as a cookie value: signed and dated
+    (not secret: it holds no key, only the hash the API compares)."""
+    return _sessions(secret_key).dumps(session)
+
+
+def open_session(secret_key: str, value: str | None, max_age: int) -> dict | None:
+    """The session a cookie value seals, if it is ours and younger than
+    ``max_age`` seconds; else None (never raises on what a client sent)."""
+    if not value:
+        return None
+    try:
+        session = _sessions(secret_key).loads(value, max_age=max_age)
+    except BadData:
+        return None
+    return session if isinstance(session, dict) else None

@@ -20,6 +20,7 @@ from shared.errors import DomainError
 from shared.schemas import field_errors, parse
 from shared.tokens import attendee_token, token_is_valid
 
+from . import console
 from .models import ProblemDocument
 
 MAX_BODY = 64 * 1024
@@ -127,18 +128,38 @@ def require_bearer(request: Request) -> str:
     return key
 
 
-def presented_key(request: Request, admin_key: str) -> keys.Fingerprint | None:
+def presented_key(request: Request, admin_key: str, secret_key: str) -> keys.Fingerprint | None:
     """What the request's organiser key is: None for the installation key
     (ADMIN_API_KEY, compared in constant time), else the fingerprint of an
     organisation's key (shared.keys: its secret stays here); 401 for no key
-    or anything not shaped like one."""
-    key = require_bearer(request)
+    or anything not shaped like one. Without an Authorization header, the
+    key the organiser console signed in with (console.py), if the request
+    carries its session, and for a change its CSRF token (else 403)."""
+    if bearer_key(request) is None:
+        session = console.of_request(request, secret_key, admin_key)
+        if session is not None:
+            if request.method not in console.SAFE_METHODS and \
+                    not console.carries_token(request, session.csrf):
+                raise Problem(403, "Forbidden", "the console's CSRF token is missing or wrong")
+            return session.key
+    return key_fingerprint(require_bearer(request), admin_key)
+
+
+def key_fingerprint(key: str, admin_key: str) -> keys.Fingerprint | None:
+    """None for the installation key, else the fingerprint of an
+    organisation's key; 401 for what is neither."""
     if hmac.compare_digest(key.encode(), admin_key.encode()):
         return None
     fingerprint = keys.fingerprint(key)
     if fingerprint is None:
         raise Problem(401, "Unauthorized", "this is not an API key", headers=UNAUTHORIZED)
     return fingerprint
+
+
+def organiser_present(request: Request) -> bool:
+    """Whether the request comes with an organiser's key or console session
+    (then it is checked, and answered as to an organiser)."""
+    return bearer_key(request) is not None or console.COOKIE in request.cookies
 
 
 def require_token(request: Request, secret_key: str, registration_id: str,

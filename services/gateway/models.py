@@ -80,6 +80,9 @@ class Registration(Answer):
     sessions_cancelled: list[str] = []
     follows: bool = False
     answers: dict[str, str | bool]
+    # What the door reads (shown as text and QR in the confirmation), and when it did.
+    check_in_code: str | None = None
+    checked_in_at: Timestamp | None = None
     created_at: Timestamp
     updated_at: Timestamp
     # From the notification service; null on a registration's own view while
@@ -142,10 +145,15 @@ def _with_counts(name: str, doc: str, count, before: dict, after: dict | None = 
 
 
 class MailCounts(Answer):
-    """Attendees who unsubscribed from announcements and reminders, and
+    """The event's messages by state (queued: waiting or being sent), the
+    attendees who unsubscribed from announcements and reminders, and the
     addresses refused for good."""
-    unsubscribed: int
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    withdrawn: int = 0
     undeliverable: int
+    unsubscribed: int
 
 
 Counts = _with_counts("Counts", "Registrations by status.", (int, ...), {})
@@ -165,13 +173,84 @@ Stats = _with_counts(
     {"per_category": (ByPool, ...), "per_session": (ByPool, ...),
      "per_language": (dict[str, Counts], ...),  # type: ignore[valid-type]
      "per_country": (dict[str, CountryCounts], ...),  # type: ignore[valid-type]
-     "mail": (MailCounts, ...)})
+     "mail": (MailCounts, ...),
+     "checked_in": (int, 0),
+     "timeline": (list[tuple[Timestamp, int]], Field(default_factory=list, description=(
+         "registrations made in each hour (UTC), oldest first; hours with none are left out")))})
 
 
 class MessagePreview(Answer):
     subject: str
     text: str
     html: str
+
+
+class CheckIn(Answer):
+    """Who a check-in code is, and when they came in."""
+    id: str
+    name: str
+    status: Status
+    category: str | None
+    sessions: list[str]
+    checked_in_at: Timestamp | None
+    check_in_code: str
+
+
+class CheckIns(Answer):
+    """The room (checked in, of the registrations with a seat) and the
+    seats whose name or address matched the search."""
+    checked_in: int
+    seats: int
+    matches: list[CheckIn]
+
+
+class Hold(Answer):
+    id: str
+    name: str
+    category: str | None
+    hold_expires_at: Timestamp | None
+
+
+class Waiting(Answer):
+    id: str
+    name: str
+    category: str | None
+    waitlist_position: int | None
+    created_at: Timestamp
+
+
+class Queue(Answer):
+    """Seats held until a deadline, soonest first, and the waiting list in
+    its order: the first ``limit`` of each, and how many there are."""
+    holds: list[Hold]
+    holds_total: int
+    waiting: list[Waiting]
+    waiting_total: int
+
+
+class ChangePreview(Answer):
+    """What a change of the event would do, were it made now: how many
+    people the waiting list would seat (in all, and per pool: ``event``,
+    ``category:<slug>``, ``session:<slug>``), and how many attendees would
+    be told of each moved or cancelled session."""
+    promoted: int
+    per_pool: dict[str, int]
+    told: dict[str, int]
+
+
+class MessageRecord(Answer):
+    """One message to an attendee, from the delivery log (its subject is
+    gone once they are erased)."""
+    id: int | str
+    kind: str
+    channel: str
+    language: str
+    subject: str | None
+    status: str
+    attempts: int
+    created_at: Timestamp
+    sent_at: Timestamp | None
+    last_error: str | None
 
 
 class Webhook(Answer):

@@ -88,6 +88,23 @@ class Pattern(Param):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Words(Param):
+    """Free text to look for: printable, short."""
+    max_length: int = 200
+
+    def schema(self) -> dict:
+        return {"type": "string", "maxLength": self.max_length}
+
+    def read(self, request: Request) -> str | None:
+        value = (request.args.get(self.name) or "").strip()
+        if not value:
+            return None
+        if len(value) > self.max_length or not value.isprintable():
+            raise self.bad(f"at most {self.max_length} printable characters")
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
 class Key(Param):
     """A client's key for repeats: the same key, the same outcome."""
     where = "header"
@@ -108,7 +125,15 @@ WAIT = Number(name="wait", low=0, high=MAX_WAIT, default=0,
               description="seconds to wait while the status is pending")
 STATUS = Choice(name="status", choices=tuple(s.value for s in ALL),
                 description="only registrations in this status")
-FORMAT = Choice(name="format", choices=("json", "csv"), default="json", description="json or csv")
+FORMAT = Choice(name="format", choices=("json", "csv", "xlsx"), default="json",
+                description="json, csv or xlsx (a spreadsheet workbook)")
+SEARCH = Words(name="q", description="only those whose name or email address contains this "
+                                     "(any case)")
+CATEGORY = Pattern(name="category", pattern=SLUG, description="only registrations of this category")
+SESSION = Pattern(name="session", pattern=SLUG, description="only registrations of this session")
+IN_LANGUAGE = Choice(name="language", choices=SUPPORTED_LANGUAGES,
+                     description="only registrations in this language")
+LIST_FILTERS = (STATUS, SEARCH, CATEGORY, SESSION, IN_LANGUAGE)
 LANG = Param(name="lang", description="the page's language, if the event offers it")
 ADD = Param(name="add", description="a session's slug: the manage page shows it first, ready "
                                     "to add (the link of a message about a new session)")
@@ -126,3 +151,9 @@ TOKEN_OR_KEY = Param(name="token", description="the attendee token; without it, 
                                                "(Authorization) that reaches the registration")
 IDEMPOTENCY_KEY = Key(name="Idempotency-Key",
                       description="a repeat with the same key returns the first answer")
+
+
+def list_filters(request: Request) -> dict:
+    """The organiser list's filters the request names."""
+    return {p.name: value for p in LIST_FILTERS
+            if (value := p.read(request)) is not None}

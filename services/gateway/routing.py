@@ -25,7 +25,7 @@ from shared import logs
 from shared.schemas import SLUG
 from shared.tokens import unsubscribe_token
 
-from . import limits, pages
+from . import console, limits, pages
 from .http_api import Problem, call, presented_key, require_token
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,20 @@ class Keys(DependencyProvider):
 
     def admit(self, worker_ctx, request: Request, slug: str | None = None,
               registration_id: str | None = None) -> dict:
-        presented = presented_key(request, self.container.config["SETTINGS"].admin_api_key)
+        settings = self.container.config["SETTINGS"]
+        presented = presented_key(request, settings.admin_api_key, settings.secret_key)
         return call(worker_ctx.service.registration.access, presented,
                     list(worker_ctx.entrypoint.scopes), slug, registration_id)
+
+
+class Console(DependencyProvider):
+    """``self.console(request)``: the organiser console's session the
+    request carries (console.py), or None."""
+
+    def get_dependency(self, worker_ctx):
+        settings = self.container.config["SETTINGS"]
+        return partial(console.of_request, secret_key=settings.secret_key,
+                       admin_key=settings.admin_api_key)
 
 
 class RateLimit(SharedExtension):
@@ -208,7 +219,8 @@ class HttpRoute(HttpRequestHandler):
         if caller == ATTENDEE_OR_ORGANISER:
             caller = ATTENDEE if "token" in request.args else ORGANISER
         if caller == ORGANISER:
-            presented_key(request, settings.admin_api_key)   # what it reaches: Keys, in the worker
+            # what it reaches: Keys, in the worker
+            presented_key(request, settings.admin_api_key, settings.secret_key)
         elif caller == ATTENDEE:
             require_token(request, settings.secret_key, path_values["registration_id"])
         elif caller == UNSUBSCRIBER:

@@ -4,10 +4,12 @@ paths, callers, rate limits, problem documents, request ids, CORS) is in
 routing.py; each route's decorator is also its documentation (openapi.py)."""
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import eventlet
 from nameko.extensions import DependencyProvider
+from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from shared.config import SettingsProvider
@@ -15,7 +17,9 @@ from shared.logs import Correlation
 from shared.messaging import ReliableRpcProxy
 from shared.metrics import EntrypointMetrics
 from shared.schemas import (
+    AnnouncementDraft,
     AnnouncementRequest,
+    CheckInRequest,
     DetailsChange,
     KeyRequest,
     NewEvent,
@@ -25,15 +29,15 @@ from shared.schemas import (
 )
 from shared.statuses import Status
 
-from . import exports, gathering, openapi, pages, views
+from . import console, console_pages, exports, gathering, http_api, openapi, pages, views
 from .http_api import (
     Problem,
     answer,
     attachment,
-    bearer_key,
     call,
     call_or,
     next_link,
+    organiser_present,
     read_json,
     validate,
 )
@@ -41,11 +45,16 @@ from .models import (
     AnnouncementAccepted,
     ApiKey,
     AuditEntry,
+    ChangePreview,
+    CheckIn,
+    CheckIns,
     Event,
     EventPatch,
     Health,
     MessagePreview,
+    MessageRecord,
     Organisation,
+    Queue,
     Ready,
     Registration,
     RegistrationAccepted,
@@ -62,10 +71,20 @@ from .params import (
     LANG,
     LANGUAGE,
     LIMIT,
-    STATUS,
+    LIST_FILTERS,
+    SEARCH,
     WAIT,
+    list_filters,
 )
-from .routing import ATTENDEE, ATTENDEE_OR_ORGANISER, ORGANISER, UNSUBSCRIBER, Keys, route
+from .routing import (
+    ATTENDEE,
+    ATTENDEE_OR_ORGANISER,
+    ORGANISER,
+    UNSUBSCRIBER,
+    Console,
+    Keys,
+    route,
+)
 
 PATCH_MEDIA = ("application/json", "application/merge-patch+json")
 EVENT = "/api/v1/events/<slug:slug>"
@@ -74,6 +93,7 @@ ORGANISATION = "/api/v1/organisations/<slug:organisation>"
 EXPORT_PAGE = 500           # rows per RPC while a CSV export streams
 UNSUBSCRIBE = "/unsubscribe/<id:registration_id>"
 LIVE_POSITION_TIMEOUT = 2.0     # seconds; then the recorded place in line answers
+CHECK_IN_MATCHES = 20           # names a search at the door shows
 
 
 class Gathering(DependencyProvider):
@@ -97,6 +117,7 @@ class GatewayService:
     correlation = Correlation()
     gatherer = Gathering()
     keys = Keys()
+    console = Console()
 
     # -- organisations and keys (registration keeps them) -------------------------------
     @route("POST", "/api/v1/organisations", caller=ORGANISER, tag="organisations",
@@ -168,7 +189,7 @@ class GatewayService:
                                  "join link and the translations it lacks)",
            answers={200: Event}, errors=(401,))
     def get_event(self, request, slug):
-        if bearer_key(request) is None:
+        if not organiser_present(request):
             return answer(Event, views.public_event(call(self.registration.get_event, slug)))
         self.keys(request, slug)
         event = call(self.registration.get_event, slug)
@@ -192,28 +213,30 @@ class GatewayService:
         country_name = partial(self.settings.country_names.name, language=event["languages"][0])
         return answer(Stats, views.stats(slug, call(self.registration.stats, slug),
                                          call(self.capacity.event_seats, slug),
-                                         call(self.notification.reach_of_event, slug),
+                                         call(self.notification.message_counts, slug),
                                          country_name, event["sessions"]))
 
     @route("GET", EVENT + "/registrations", caller=ORGANISER, scopes=("registrations",),
            summary="The registrations, oldest first: JSON a page at a time (a Link header names "
-                   "the next), or CSV, every row, streamed", params=(FORMAT, STATUS, LIMIT, AFTER),
-           answers={200: (list[Registration], "text/csv")})
+                   "the next), or every row as CSV (streamed) or an XLSX workbook",
+           params=(FORMAT, *LIST_FILTERS, LIMIT, AFTER),
+           answers={200: (list[Registration], "text/csv", exports.XLSX)})
     def list_registrations(self, request, slug):
         principal = self.keys(request, slug)
-        output, status = FORMAT.read(request), STATUS.read(request)
-        if output == "csv":
-            return self._export(slug, status, principal)
-        page = call(self.registration.list_registrations, slug, status, LIMIT.read(request),
+        output, filters = FORMAT.read(request), list_filters(request)
+        if output != "json":
+            return self._export(slug, filters, principal, output)
+        page = call(self.registration.list_registrations, slug, filters, LIMIT.read(request),
                     AFTER.read(request), principal, "read")
         rows = views.with_reach(page["rows"], call(self.notification.reach_of_event, slug))
         return answer(list[Registration], rows, headers=next_link(request, page["next"]))
 
-    def _export(self, slug: str, status: str | None, principal: dict) -> Response:
-        """Every row as CSV, read a page at a time while it is sent: no
-        list of any size is held whole, nor travels in one RPC reply."""
+    def _export(self, slug: str, filters: dict, principal: dict, output: str) -> Response:
+        """Every row, read a page at a time: CSV is sent while it is read (no
+        list of any size is held whole, nor travels in one RPC reply); a
+        workbook is a zip, written whole before it is sent."""
         def page(after, audited=None):
-            return call(self.registration.list_registrations, slug, status, EXPORT_PAGE, after,
+            return call(self.registration.list_registrations, slug, filters, EXPORT_PAGE, after,
                         principal, audited)
         first = page(None, "exported")          # before the answer starts: errors are HTTP
         event = call(self.registration.get_event, slug)
@@ -228,8 +251,44 @@ class GatewayService:
                 if current["next"] is None:
                     return
                 current = page(current["next"])
+        if output == "xlsx":
+            return attachment(exports.registrations_xlsx(pages(), questions, country_name),
+                              exports.XLSX, f"{slug}-registrations.xlsx")
         return attachment(exports.registrations_csv(pages(), questions, country_name),
                           "text/csv", f"{slug}-registrations.csv")
+
+    @route("GET", EVENT + "/queue", caller=ORGANISER, scopes=("registrations",),
+           params=(LIMIT,), summary="Seats held until a deadline (soonest first) and the "
+                                    "waiting list in its order", answers={200: Queue})
+    def queue(self, request, slug):
+        self.keys(request, slug)
+        return answer(Queue, call(self.registration.queue, slug, LIMIT.read(request)))
+
+    @route("POST", EVENT + "/preview", caller=ORGANISER, scopes=("events",),
+           summary="What a change (the body of a PATCH) would do if made now: people seated "
+                   "from the waiting list, attendees told of moved or cancelled sessions",
+           body=EventPatch, media=PATCH_MEDIA, answers={200: ChangePreview})
+    def preview_change(self, request, slug):
+        self.keys(request, slug)
+        changed = call(self.registration.preview_update, slug, read_json(request, PATCH_MEDIA))
+        seats = call(self.capacity.preview_rules, slug, changed["seat_rules"])
+        return answer(ChangePreview, {**seats, "told": changed["told"]})
+
+    @route("POST", EVENT + "/check-ins", caller=ORGANISER, scopes=("check-in",),
+           tag="check-in", summary="Check in the seat of a code (typed or scanned)",
+           body=CheckInRequest, answers={200: CheckIn}, errors=(409,))
+    def check_in(self, request, slug):
+        actor = self.keys(request, slug)
+        code = validate(CheckInRequest, read_json(request)).code
+        return answer(CheckIn, call(self.registration.check_in, slug, code, actor))
+
+    @route("GET", EVENT + "/check-ins", caller=ORGANISER, scopes=("check-in",), tag="check-in",
+           params=(SEARCH,), summary="The room's count, and the seats whose name or address "
+                                     "contains ?q=", answers={200: CheckIns})
+    def check_ins(self, request, slug):
+        self.keys(request, slug)
+        return answer(CheckIns, call(self.registration.check_in_search, slug,
+                                     SEARCH.read(request) or "", CHECK_IN_MATCHES))
 
     @route("POST", EVENT + "/announcements", caller=ORGANISER, scopes=("announce",),
            summary="Send a message to every attendee with a seat, in their language",
@@ -252,6 +311,30 @@ class GatewayService:
         self.keys(request, slug)
         language = LANGUAGE.read(request)
         return answer(MessagePreview, call(self.notification.preview, slug, kind, language))
+
+    @route("POST", EVENT + "/announcements/preview", caller=ORGANISER, scopes=("announce",),
+           summary="An announcement in one language as its readers will receive it",
+           body=AnnouncementDraft, answers={200: MessagePreview}, errors=(409, 422))
+    def preview_announcement(self, request, slug):
+        self.keys(request, slug)
+        draft = validate(AnnouncementDraft, read_json(request))
+        return answer(MessagePreview, call(self.notification.preview_announcement, slug,
+                                           draft.language, draft.subject, draft.body))
+
+    @route("GET", REGISTRATION + "/messages", caller=ORGANISER, scopes=("registrations",),
+           summary="The messages sent to the attendee, newest first",
+           answers={200: list[MessageRecord]})
+    def messages_of(self, request, registration_id):
+        self.keys(request, registration_id=registration_id)
+        return answer(list[MessageRecord], call(self.notification.history, registration_id))
+
+    @route("POST", REGISTRATION + "/messages/resend", caller=ORGANISER,
+           scopes=("registrations", "announce"),
+           summary="Send the attendee's last message again (it did not arrive)",
+           answers={202: MessageRecord}, errors=(409,))
+    def resend(self, request, registration_id):
+        self.keys(request, registration_id=registration_id)
+        return answer(MessageRecord, call(self.notification.resend_last, registration_id), 202)
 
     # Webhooks carry attendees' data out: they need the scope that reads it too.
     @route("POST", EVENT + "/webhooks", caller=ORGANISER, scopes=("events", "registrations"),
@@ -408,6 +491,98 @@ class GatewayService:
         registration = call(self.registration.unfollow, registration_id)
         event = call(self.registration.get_event, registration["event"])
         return pages.unsubscribe(registration, event, request.args["token"], done=True)
+
+    # -- the organiser console (console.py, console_pages.py) --------------------------
+    @route("GET", "/admin/", page=True, documented=False)
+    def console_events(self, request):
+        session = self.console(request)
+        if session is None:
+            return console_pages.to_sign_in()
+        return console_pages.page(request, session, "events")
+
+    @route("GET", "/admin/events/new", page=True, documented=False)
+    def console_new_event(self, request):
+        session = self.console(request)
+        if session is None:
+            return console_pages.to_sign_in()
+        return console_pages.page(request, session, "event_form",
+                                  countries=self.settings.country_names)
+
+    @route("GET", "/admin/events/<slug:slug>", page=True, documented=False)
+    def console_dashboard(self, request, slug):
+        return self._event_page(request, slug, "dashboard")
+
+    @route("GET", "/admin/events/<slug:slug>/<any(registrations,messages,'check-in',edit):name>",
+           page=True, documented=False)
+    def console_event_page(self, request, slug, name):
+        return self._event_page(request, slug, "event_form" if name == "edit" else name)
+
+    def _event_page(self, request, slug: str, name: str):
+        session = self.console(request)
+        if session is None:
+            return console_pages.to_sign_in()
+        # another organisation's event is not there (a 404 page)
+        call(self.registration.access, session.key, [], slug, None)
+        event = call(self.registration.get_event, slug)
+        return console_pages.page(request, session, name, event=event,
+                                  countries=self.settings.country_names)
+
+    @route("GET", "/admin/sign-in", page=True, documented=False)
+    def console_sign_in_page(self, request):
+        return console_pages.sign_in(request, self._secure_cookies)
+
+    @route("POST", "/admin/sign-in", page=True, rate_limited=True, documented=False)
+    def console_sign_in(self, request):
+        language = request.form.get("language")
+        if not console.carries_token(request, request.cookies.get(console.SIGN_IN_COOKIE, "")):
+            return console_pages.sign_in(request, self._secure_cookies, "expired", 403, language)
+        try:
+            key = http_api.key_fingerprint(request.form.get("key", "").strip(),
+                                           self.settings.admin_api_key)
+            principal = call(self.registration.access, key, [], None, None)
+        except Problem as problem:
+            if problem.status != 401:
+                raise
+            return console_pages.sign_in(request, self._secure_cookies, "key", 401, language)
+        session = console.new_session(key, principal, console_pages.language_of(request, None))
+        response = redirect("/admin/", 303)
+        response.headers.add("Set-Cookie", self._session_cookie(session))
+        response.headers.add("Set-Cookie", console.cleared(console.SIGN_IN_COOKIE,
+                                                           self._secure_cookies))
+        return response
+
+    @route("POST", "/admin/sign-out", page=True, documented=False)
+    def console_sign_out(self, request):
+        session = self.console(request)
+        if session is not None and not console.carries_token(request, session.csrf):
+            raise Problem(403, "Forbidden")
+        response = console_pages.to_sign_in()
+        response.headers.add("Set-Cookie", console.cleared(console.COOKIE, self._secure_cookies))
+        return response
+
+    @route("POST", "/admin/language", page=True, documented=False)
+    def console_language(self, request):
+        language = request.form.get("language")
+        if language not in console_pages.LANGUAGES:
+            raise Problem(400, "Bad request", "not a language of the console")
+        session = self.console(request)
+        if session is None:         # the sign-in page: its own address says the language
+            return redirect(f"{console_pages.SIGN_IN}?lang={language}", 303)
+        if not console.carries_token(request, session.csrf):
+            raise Problem(403, "Forbidden")
+        response = redirect(console_pages.back_to(request.form.get("next")), 303)
+        response.headers.add("Set-Cookie", self._session_cookie(
+            dataclasses.replace(session, language=language)))
+        return response
+
+    @property
+    def _secure_cookies(self) -> bool:
+        return self.settings.public_base_url.startswith("https:")
+
+    def _session_cookie(self, session) -> str:
+        return console.cookie(console.COOKIE, console.seal(
+            self.settings.secret_key, self.settings.admin_api_key, session),
+            self._secure_cookies, console.MAX_AGE)
 
     @route("GET", "/static/<name>", documented=False)
     def static(self, request, name):

@@ -43,13 +43,14 @@ def with_reach(registrations: list[dict], reach: dict[str, dict]) -> list[dict]:
 NO_NEWS = {"unsubscribed_at": None, "undeliverable": None}
 
 
-def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[str, dict],
+def stats(slug: str, registration_stats: dict, event_seats: dict, messages: dict,
           country_name: Callable[[str], str], sessions: list[dict]) -> dict:
     """``registration.stats`` (counts by status, overall and per category,
-    session, language and country) with ``capacity.event_seats`` (each
-    pool's seats), ``notification.reach_of_event`` (who unsubscribed, who
-    cannot be reached), each country's name (shared.countries) and the
-    event's ``sessions`` (which of them the organisers cancelled)."""
+    session, language and country, check-ins, registrations per hour) with
+    ``capacity.event_seats`` (each pool's seats), ``notification.message_counts``
+    (messages by state, who unsubscribed, who cannot be reached), each
+    country's name (shared.countries) and the event's ``sessions`` (which
+    of them the organisers cancelled)."""
     pools = event_seats["pools"]
     event_pool = pools.get("event", {})
     return {
@@ -64,8 +65,9 @@ def stats(slug: str, registration_stats: dict, event_seats: dict, reach: dict[st
         # a registration service older than per_country counts none
         "per_country": {code: {"name": country_name(code), **counts}
                         for code, counts in registration_stats.get("per_country", {}).items()},
-        "mail": {"unsubscribed": sum(1 for r in reach.values() if r["unsubscribed_at"]),
-                 "undeliverable": sum(1 for r in reach.values() if r["undeliverable"])},
+        "mail": messages,
+        "checked_in": registration_stats.get("checked_in", 0),
+        "timeline": registration_stats.get("timeline", []),
     }
 
 

@@ -55,6 +55,9 @@ def start_gateway(monkeypatch):
         stubs["registration"].access.side_effect = keys_known_to_registration
         stubs["notification"].mail_problem.return_value = None
         stubs["notification"].reach_of_event.return_value = {}
+        stubs["notification"].message_counts.return_value = {
+            "queued": 0, "sent": 0, "failed": 0, "withdrawn": 0, "undeliverable": 0,
+            "unsubscribed": 0}
         stubs["notification"].reach_of_registration.return_value = {"unsubscribed_at": None,
                                                                     "undeliverable": None}
         container.start()

@@ -79,7 +79,7 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
     registration_id = result["answer"]["id"]
     passes(Registration, registration.get_registration(registration_id))
     passes(list[Registration],
-           registration.list_registrations("conf", None, 100, None, INSTALLATION, "read")["rows"])
+           registration.list_registrations("conf", {}, 100, None, INSTALLATION, "read")["rows"])
     passes(list[AuditEntry], registration.audit_trail(INSTALLATION, None, 100, None)["entries"])
 
     with transaction(capacity.db) as session:
@@ -90,7 +90,8 @@ def test_events_registrations_stats_and_webhooks_fit_their_models(services):
     event_seats = capacity.event_seats("conf")
     assert event_seats["pools"]["category:local"]["used"] == 1
     passes(Event, {**event, "seats": event_seats})
-    passes(Stats, views.stats("conf", registration.stats("conf"), event_seats, {},
+    passes(Stats, views.stats("conf", registration.stats("conf"), event_seats,
+                              services.notification.message_counts("conf"),
                               lambda code: Settings.from_env().country_names.name(code, "en"),
                               event["sessions"]))
     passes(Registration, registration.unfollow(registration_id))

@@ -58,7 +58,7 @@ def test_organiser_calls_need_a_bearer_key():
 
 def test_the_installation_key_is_told_apart_and_only_a_keys_fingerprint_goes_on():
     def presented(key):
-        return presented_key(make_request(headers={"Authorization": f"Bearer {key}"}), "k3y")
+        return presented_key(make_request(headers={"Authorization": f"Bearer {key}"}), "k3y", "s3cret")
     secret = "x" * 43
     assert presented("k3y") is None
     assert presented(f"evk_{'0' * 32}_{secret}") == ("0" * 32, hashlib.sha256(secret.encode()).hexdigest())

@@ -126,12 +126,12 @@ def test_registrations_are_listed_as_json_or_csv_filtered_by_status(gateway):
     listed = gateway.client.get(url, headers=ADMIN, query_string={"status": "confirmed"})
     assert listed.get_json() == [{**samples.registration(), **NO_NEWS}]
     assert "Link" not in listed.headers
-    gateway.registration.list_registrations.assert_called_with("conf", "confirmed", 100, None,
+    gateway.registration.list_registrations.assert_called_with("conf", {"status": "confirmed"}, 100, None,
                                                                INSTALLATION, "read")
     csv = gateway.client.get(url, headers=ADMIN, query_string={"format": "csv"})
     assert csv.mimetype == "text/csv" and "conf-registrations.csv" in csv.headers["Content-Disposition"]
     assert csv.get_data(as_text=True).splitlines()[1].endswith("'=1+1")     # no formula
-    gateway.registration.list_registrations.assert_called_with("conf", None, 500, None,
+    gateway.registration.list_registrations.assert_called_with("conf", {}, 500, None,
                                                                INSTALLATION, "exported")
     for query in ({"status": "lost"}, {"format": "xml"}, {"limit": "0"}, {"limit": "1001"}):
         field = problem(gateway.client.get(url, headers=ADMIN, query_string=query), 400)["errors"]

@@ -10,13 +10,16 @@ def test_the_public_view_of_an_event_leaves_out_what_only_organisers_see():
     assert public["slug"] == "conf" and public["sessions"] == samples.event()["sessions"]
 
 
+MAIL = {"queued": 1, "sent": 5, "failed": 0, "withdrawn": 0, "undeliverable": 1, "unsubscribed": 2}
+
+
 def test_stats_put_each_pool_next_to_its_counts():
     seats = {"pools": {"event": {"capacity": 10, "used": 3, "left": 7},
                        "category:local": {"capacity": 5, "used": 2, "left": 3},
                        "category:remote": {"capacity": None, "used": 0, "left": None},
                        "session:day-1": {"capacity": 8, "used": 3, "left": 5}},
              "states": {}}
-    stats = views.stats("conf", samples.STATS, seats, {}, str.lower, [])
+    stats = views.stats("conf", samples.STATS, seats, MAIL, str.lower, [])
     assert stats["event"] == "conf"
     assert stats["seats"] == {"capacity": 10, "used": 3, "left": 7}
     assert stats["confirmed"] == 3 and stats["cancelled"] == 1
@@ -25,10 +28,12 @@ def test_stats_put_each_pool_next_to_its_counts():
         "remote": {"seats": {"capacity": None, "used": 0, "left": None}}}     # nobody yet
     assert stats["per_session"]["day-1"]["seats"]["left"] == 5
     assert stats["per_language"] == samples.STATS["per_language"]
+    assert stats["mail"] == MAIL
 
 
 def test_stats_of_an_event_capacity_has_not_heard_of_yet():
-    stats = views.stats("conf", samples.STATS, {"pools": {}, "states": {}}, {}, str.lower, [])
+    stats = views.stats("conf", samples.STATS, {"pools": {}, "states": {}}, MAIL, str.lower,
+                        [])
     assert stats["seats"] == {"capacity": None, "used": 0, "left": None}
     assert stats["per_category"] == samples.STATS["per_category"]
 

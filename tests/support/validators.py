@@ -219,3 +219,25 @@ def calendar_errors(ics: bytes | str, method: str | None = None, itip: bool = Tr
             if not value.lower().startswith("mailto:") or "@" not in value:
                 errors.append(f"VEVENT {uid}: {value!r} is not a mailto: address")
     return errors
+
+
+AXE = ROOT / "tests" / "tools" / "node_modules" / "axe-core" / "axe.min.js"
+# What a person cannot get past: axe-core's two highest impacts.
+BLOCKING = ("serious", "critical")
+
+
+def accessibility_problems(page) -> list[str]:
+    """axe-core's serious and critical violations of the WCAG 2.x A and AA
+    rules on a Playwright page as it is now, one line each (rule, impact,
+    the first elements). axe comes from tests/tools, never fetched, and is
+    evaluated through the browser's debugging protocol: the page's own
+    Content-Security-Policy, which refuses an injected <script>, stays on."""
+    import pytest
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is not installed at {AXE}; {INSTALL_HINT}")
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("""() => axe.run(document, {runOnly: {type: 'tag',
+        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})""")
+    return [f"{v['id']} ({v['impact']}): {v['help']} at "
+            + "; ".join(" ".join(node["target"]) for node in v["nodes"][:3])
+            for v in result["violations"] if v["impact"] in BLOCKING]
