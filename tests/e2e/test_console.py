@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import shots
 from tests.support.tools import require_tool
 from tests.support.validators import accessibility_problems
+from tests.support.waiting import wait_until
 
 WAIT = 20000            # ms: a registration is decided and the dashboard reads again
 CODE = re.compile(r"\b([0-9A-Z]{5}-[0-9A-Z]{5})\b")
@@ -77,7 +78,7 @@ def fill_event_form(page, slug, language, words):
     page.select_option("#format", "in_person")
     page.fill("#venue", "Istanbul")
     page.select_option("#timezone", "Europe/Istanbul")
-    page.fill("#capacity", "10")
+    page.fill("#capacity", "2")                  # the third to register waits
     page.fill('[id="sessions.0.slug"]', "day-1")
     page.fill(f'[id="sessions.0.title.{language}"]', "Day one" if language == "en" else "اليوم الأول")
     page.fill('[id="sessions.0.starts_at"]', "2027-05-20T10:00")
@@ -159,8 +160,11 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
     confirmed = page.locator('#counts [data-status="confirmed"] dd')
     expect(confirmed).to_have_text("0", timeout=WAIT)
     register(browser, stack, slug, PEOPLE)
-    expect(confirmed).to_have_text("3", timeout=WAIT)
-    expect(page.locator("#seats progress").first).to_have_attribute("value", "3")
+    expect(confirmed).to_have_text("2", timeout=WAIT)
+    expect(page.locator('#counts [data-status="waitlisted"] dd')).to_have_text("1")
+    expect(page.locator("#waiting li")).to_have_text(["Leyla Demir (international)"])
+    expect(page.locator("#seats progress").first).to_have_attribute("value", "2")
+    expect(page.locator("#timeline rect")).not_to_have_count(0)
     console.judge("dashboard")
 
     # The list: filtered on the server, a row opens its answers, both exports open.
@@ -204,10 +208,15 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
         page.fill(f'[id="body.{code}"]', "We meet in room 2." if code == "en" else "نلتقي في القاعة 2.")
     page.click('[data-preview="en"]')
     expect(page.locator("#preview-en .preview")).to_contain_text("We meet in room 2.", timeout=WAIT)
+    page.select_option("#kind", "seat_confirmed")
+    page.select_option("#kind-language", "ar")
+    page.click("#show-kind")
+    expect(page.locator("#kind-subject")).to_contain_text(words["event" if language == "ar" else "other"],
+                                                          timeout=WAIT)
     console.judge("messages")
     page.click("#send")
-    expect(page.locator("#notice")).to_contain_text("3", timeout=WAIT)   # sent to 3 attendees
-    for name, _ in PEOPLE:
+    expect(page.locator("#notice")).to_contain_text("2", timeout=WAIT)   # sent to 2 attendees
+    for name, _ in PEOPLE[:2]:                  # those with a seat
         arrived = stack.smtp.mailbox.wait_for(address(name, slug), count=before[name] + 1)
         assert "Room change" in str(arrived[-1]["Subject"])
 
@@ -226,10 +235,16 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
     expect(result).to_have_class(re.compile(r"\brefused\b"), timeout=WAIT)
     expect(result).to_contain_text("Amira Haddad")
 
-    # Editing the event, and the consequences of a change shown before saving.
+    # Editing: a change's consequence is told before it is made, then made.
     console.open("/edit")
-    expect(page.locator("#capacity")).to_have_value("10")
+    expect(page.locator("#capacity")).to_have_value("2")
+    page.fill("#capacity", "3")
+    expect(page.locator("#consequences")).to_contain_text("1", timeout=WAIT)
     console.judge("edit")
+    page.click("#save")
+    leyla = f"/api/v1/events/{slug}/registrations?q=leyla"
+    wait_until(lambda: page.request.get(stack.base_url + leyla).json()[0]["status"] == "confirmed",
+               20, message="Leyla's seat once the capacity is raised")
     page.click("a[href='/admin/']")
     console.judge("events")
     expect(page.locator("#events tbody")).to_contain_text(words["event"])

@@ -5,6 +5,7 @@
 (() => {
   const {api, text, element, bar, number, moment, say, failed, data} = Console;
   const EVERY = 3000;
+  const MIN_HOURS = 24;
   const base = `/api/v1/events/${data.slug}`;
   const SEATED = ["confirmed", "held"];
   let event = null;
@@ -58,7 +59,9 @@
     const all = Math.max(1, m.sent + m.failed + m.queued);
     fill("mail", bar(text.deliveries.sent, m.sent, all), bar(text.deliveries.queued, m.queued, all),
       bar(text.deliveries.failed, m.failed, all),
-      element("p", {text: `${say("undeliverable")}: ${number(m.undeliverable)} · ${say("unsubscribed")}: ${number(m.unsubscribed)}`}));
+      element("dl", {class: "counts"},
+        element("div", {}, element("dt", {text: say("undeliverable")}), element("dd", {text: number(m.undeliverable)})),
+        element("div", {}, element("dt", {text: say("unsubscribed")}), element("dd", {text: number(m.unsubscribed)}))));
   }
 
   // Registrations per hour as columns: an SVG drawn from the numbers (no library).
@@ -78,8 +81,10 @@
         last: moment(points[points.length - 1][0], event.timezone)})
       : say("no_rows");
     if (!points.length) return;
-    const start = Date.parse(points[0][0]);
-    const hours = Math.max(1, (Date.parse(points[points.length - 1][0]) - start) / 3600000 + 1);
+    // At least a day wide, the latest hour at the right: one busy hour is a column, not a wall.
+    const last = Date.parse(points[points.length - 1][0]);
+    const hours = Math.max(MIN_HOURS, (last - Date.parse(points[0][0])) / 3600000 + 1);
+    const start = last - (hours - 1) * 3600000;
     const most = Math.max(...points.map(([, n]) => n));
     const width = 700 / hours;
     svg.append(shape("line", {x1: 10, y1: 160, x2: 710, y2: 160}));

@@ -12,6 +12,8 @@
   const cursors = [null];           // the cursor of each page shown so far
   let page = 0;
   let zone = "UTC";
+  const categoryTitles = {};
+  const languageNames = new Intl.DisplayNames([data.lang], {type: "language"});
 
   function filters() {
     const query = new URLSearchParams();
@@ -53,8 +55,8 @@
       element("td", {}, element("bdi", {text: registration.name})),
       element("td", {}, element("bdi", {text: registration.email})),
       element("td", {class: "status", text: text.statuses[registration.status] || registration.status}),
-      element("td", {text: registration.category || ""}),
-      element("td", {text: registration.language}),
+      element("td", {text: categoryTitles[registration.category] || registration.category || ""}),
+      element("td", {text: languageNames.of(registration.language) || registration.language}),
       element("td", {text: moment(registration.created_at, zone)}),
       element("td", {}, open));
   }
@@ -85,7 +87,7 @@
       const {body: messages} = await api(`/api/v1/registrations/${registration.id}/messages`);
       const history = detail.querySelector(".history tbody");
       history.replaceChildren(...messages.map((message) => element("tr", {},
-        element("td", {text: message.kind}),
+        element("td", {text: text.kinds[message.kind] || message.kind}),
         element("td", {}, element("bdi", {text: message.subject || ""})),
         element("td", {text: text.deliveries[message.status] || message.status}),
         element("td", {text: moment(message.sent_at || message.created_at, zone)}))));
@@ -130,5 +132,11 @@
   document.getElementById("next").addEventListener("click", () => { page += 1; load(); });
   document.getElementById("previous").addEventListener("click", () => { page = Math.max(0, page - 1); load(); });
 
-  api(base).then(({body: event}) => { zone = event.timezone; }).catch(() => {}).finally(() => { exports(); load(); });
+  api(base).then(({body: event}) => {
+    zone = event.timezone;
+    for (const category of event.categories) {
+      const titles = category.title || {};
+      categoryTitles[category.slug] = titles[data.lang] || titles[event.languages[0]] || category.slug;
+    }
+  }).catch(() => {}).finally(() => { exports(); load(); });
 })();
