@@ -216,6 +216,29 @@ class EventSpec(Strict):
         return [s.slug for s in self.sessions if not s.cancelled]
 
 
+# What a new revision of an event changes in its programme: each service
+# that acts on a change (notification tells, capacity releases, registration
+# counts whom beforehand) reads it here.
+def moved_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    """Sessions still on whose times change."""
+    old = {s.slug: (s.starts_at, s.ends_at) for s in before.sessions}
+    return [s.slug for s in after.sessions
+            if s.slug in old and old[s.slug] != (s.starts_at, s.ends_at) and not s.cancelled]
+
+
+def added_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    """Open sessions the newer revision has and the older had not."""
+    old = {s.slug for s in before.sessions}
+    return [slug for slug in after.open_sessions if slug not in old]
+
+
+def cancelled_sessions(before: EventSpec, after: EventSpec) -> list[str]:
+    """Sessions the newer revision cancels (still listed, no longer open)."""
+    listed = {s.slug for s in after.sessions}
+    return [slug for slug in before.open_sessions if slug not in after.open_sessions
+            and slug in listed]
+
+
 class RegistrationRequest(Strict):
     name: Text
     email: Annotated[str, StringConstraints(max_length=254)]

@@ -14,7 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from shared.bidi import lines_from_right
 from shared.clock import utcnow
-from shared.contracts import Attendee, RegistrationStatusChanged, SessionOutcome
+from shared.contracts import MESSAGE_KINDS, Attendee, RegistrationStatusChanged, SessionOutcome
 from shared.dates import in_zones
 from shared.errors import Invalid, NotFound
 from shared.i18n import environment, localized
@@ -238,9 +238,7 @@ def compose_announcement(event: EventSpec, change: RegistrationStatusChanged, su
 
 
 # -- previews: every kind, as an attendee of the event would read it ----------------------
-KINDS = ("received", "seat_confirmed", "hold", "waitlisted", "promoted", "hold_expired",
-         "cancelled", "rejected", "reminder", "session_moved", "announcement", "session_added",
-         "session_cancelled")
+KINDS = MESSAGE_KINDS       # shared.contracts: the organisers' console names each
 # kind -> (status, cause) of a change that sends it; the first listed wins
 _SAMPLE_STATUS = {kind: status_cause for status_cause, kind in reversed(KIND_FOR_STATUS.items())}
 SAMPLE_ID = "0" * 32

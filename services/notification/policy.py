@@ -15,7 +15,7 @@ from shared.contracts import AnnouncementRequested, RegistrationStatusChanged
 from shared.errors import NotFound
 from shared.i18n import localized
 from shared.logs import current_correlation_id
-from shared.schemas import EventSpec, parse
+from shared.schemas import EventSpec, added_sessions, cancelled_sessions, moved_sessions, parse
 from shared.statuses import SEATED, Status
 
 from . import calendar, deliveries, events, messages, recipients, schedule, webhooks
@@ -115,10 +115,10 @@ def event_changed(session: Session, before: EventSpec | None, after: EventSpec, 
     offsets or a cancelled session: reschedule at once."""
     if before is None:
         return False
-    moved = schedule.moved_sessions(before, after)
-    added = schedule.added_sessions(before, after)
+    moved = moved_sessions(before, after)
+    added = added_sessions(before, after)
     if (not moved and not added and before.reminders == after.reminders
-            and not schedule.cancelled_sessions(before, after)):
+            and not cancelled_sessions(before, after)):
         return False
     rows, everyone = [], snapshots(session, after.slug)
     unsubscribed = recipients.unsubscribed(session, [change.registration_id for change in everyone])

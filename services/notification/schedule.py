@@ -106,22 +106,3 @@ def pending_count(session: Session, now: datetime) -> tuple[int, int]:
     late = session.execute(select(func.count()).select_from(scheduled).where(
         scheduled.c.state == "pending", scheduled.c.due_at <= now - timedelta(minutes=1))).scalar_one()
     return due, late
-
-
-def moved_sessions(before: EventSpec, after: EventSpec) -> list[str]:
-    old = {s.slug: (s.starts_at, s.ends_at) for s in before.sessions}
-    return [s.slug for s in after.sessions
-            if s.slug in old and old[s.slug] != (s.starts_at, s.ends_at) and not s.cancelled]
-
-
-def added_sessions(before: EventSpec, after: EventSpec) -> list[str]:
-    """Open sessions the newer revision has and the older had not."""
-    old = {s.slug for s in before.sessions}
-    return [slug for slug in after.open_sessions if slug not in old]
-
-
-def cancelled_sessions(before: EventSpec, after: EventSpec) -> list[str]:
-    listed = {s.slug for s in after.sessions}
-    return [slug for slug in before.open_sessions if slug not in after.open_sessions
-            and slug in listed]
-

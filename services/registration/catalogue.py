@@ -13,7 +13,14 @@ from shared.clock import utcnow
 from shared.contracts import EventPublished, SeatRules
 from shared.db import locked
 from shared.errors import Conflict, Invalid, NotFound
-from shared.schemas import EventSpec, event_revision, field_errors, parse
+from shared.schemas import (
+    EventSpec,
+    cancelled_sessions,
+    event_revision,
+    field_errors,
+    moved_sessions,
+    parse,
+)
 
 from . import audit
 from .models import events
@@ -145,19 +152,6 @@ class _Unsent:
 
 
 _UNSENT = _Unsent()
-
-
-def moved_sessions(before: EventSpec, after: EventSpec) -> list[str]:
-    """Sessions still on whose times change (notification tells their attendees)."""
-    old = {s.slug: (s.starts_at, s.ends_at) for s in before.sessions}
-    return [s.slug for s in after.sessions
-            if s.slug in old and old[s.slug] != (s.starts_at, s.ends_at) and not s.cancelled]
-
-
-def cancelled_sessions(before: EventSpec, after: EventSpec) -> list[str]:
-    """Sessions this change cancels (capacity tells their attendees)."""
-    return [slug for slug in before.open_sessions if slug not in after.open_sessions
-            and slug in {s.slug for s in after.sessions}]
 
 
 def _removed_in_use(spec: EventSpec, used: dict) -> list:

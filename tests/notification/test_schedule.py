@@ -8,7 +8,7 @@ from sqlalchemy import select
 from services.notification import schedule
 from services.notification.models import scheduled
 from shared.db import transaction
-from shared.schemas import EventSpec
+from shared.schemas import EventSpec, moved_sessions
 from tests.support.documents import event_document
 
 NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
@@ -96,8 +96,8 @@ def test_due_rows_are_claimed(db):
 
 
 def test_moved_sessions_are_found():
-    assert schedule.moved_sessions(event(), event(starts_at="2027-03-18T11:00:00+03:00")) == ["day-1"]
-    assert schedule.moved_sessions(event(), event()) == []
+    assert moved_sessions(event(), event(starts_at="2027-03-18T11:00:00+03:00")) == ["day-1"]
+    assert moved_sessions(event(), event()) == []
 
 
 def test_a_reminder_sent_is_never_scheduled_again(db):
