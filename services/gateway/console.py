@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from werkzeug.http import dump_cookie
@@ -39,12 +40,15 @@ INSTALLATION = "installation"
 @dataclass(frozen=True)
 class Session:
     """Who signed in: ``key`` is the fingerprint the API checks (None: the
-    installation key); ``csrf`` the token every change must carry."""
+    installation key); ``csrf`` the token every change must carry;
+    ``since``: when they signed in (a session changed, by its language, is
+    sealed again but ends when the first one would)."""
     key: keys.Fingerprint | None
     name: str
     organisation: str | None
     csrf: str
     language: str
+    since: float
 
 
 def _admin_hash(admin_key: str) -> str:
@@ -54,7 +58,8 @@ def _admin_hash(admin_key: str) -> str:
 def seal(secret_key: str, admin_key: str, session: Session) -> str:
     key = [INSTALLATION, _admin_hash(admin_key)] if session.key is None else list(session.key)
     return seal_session(secret_key, {"key": key, "name": session.name, "org": session.organisation,
-                                     "csrf": session.csrf, "lang": session.language})
+                                     "csrf": session.csrf, "lang": session.language,
+                                     "since": session.since})
 
 
 def of_request(request: Request, secret_key: str, admin_key: str) -> Session | None:
@@ -65,8 +70,11 @@ def of_request(request: Request, secret_key: str, admin_key: str) -> Session | N
     try:
         kind, value = data["key"]
         session = Session(None if kind == INSTALLATION else keys.Fingerprint(kind, value),
-                          str(data["name"]), data["org"], str(data["csrf"]), str(data["lang"]))
+                          str(data["name"]), data["org"], str(data["csrf"]), str(data["lang"]),
+                          float(data["since"]))
     except (TypeError, KeyError, ValueError):
+        return None
+    if not 0 <= time.time() - session.since <= MAX_AGE:
         return None
     if session.key is None and not hmac.compare_digest(value, _admin_hash(admin_key)):
         return None         # ADMIN_API_KEY has changed since
@@ -75,7 +83,7 @@ def of_request(request: Request, secret_key: str, admin_key: str) -> Session | N
 
 def new_session(key: keys.Fingerprint | None, principal: dict, language: str) -> Session:
     return Session(key, principal["key_name"], principal["organisation"], secrets.token_hex(16),
-                   language)
+                   language, time.time())
 
 
 def carries_token(request: Request, expected: str) -> bool:

@@ -7,6 +7,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 COLUMNS = ("id", "status", "name", "email", "language", "timezone", "country", "country_name",
@@ -68,7 +69,8 @@ def registrations_xlsx(pages: Iterable[list[dict]], questions: list[str],
     sheet.append(header(questions))
     for page in pages:
         for row in rows(page, questions, country_name):
-            sheet.append(row)
+            # XML 1.0 has no place for most control characters an answer may hold
+            sheet.append([ILLEGAL_CHARACTERS_RE.sub("", value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

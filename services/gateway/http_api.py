@@ -156,12 +156,6 @@ def key_fingerprint(key: str, admin_key: str) -> keys.Fingerprint | None:
     return fingerprint
 
 
-def organiser_present(request: Request) -> bool:
-    """Whether the request comes with an organiser's key or console session
-    (then it is checked, and answered as to an organiser)."""
-    return bearer_key(request) is not None or console.COOKIE in request.cookies
-
-
 def require_token(request: Request, secret_key: str, registration_id: str,
                   make=attendee_token) -> None:
     # Unknown id and wrong token look the same: nothing can be enumerated.

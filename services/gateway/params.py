@@ -133,7 +133,9 @@ CATEGORY = Pattern(name="category", pattern=SLUG, description="only registration
 SESSION = Pattern(name="session", pattern=SLUG, description="only registrations of this session")
 IN_LANGUAGE = Choice(name="language", choices=SUPPORTED_LANGUAGES,
                      description="only registrations in this language")
-LIST_FILTERS = (STATUS, SEARCH, CATEGORY, SESSION, IN_LANGUAGE)
+CHECKED_IN = Choice(name="checked_in", choices=("true", "false"),
+                    description="only those checked in at the door (true) or not (false)")
+LIST_FILTERS = (STATUS, SEARCH, CATEGORY, SESSION, IN_LANGUAGE, CHECKED_IN)
 LANG = Param(name="lang", description="the page's language, if the event offers it")
 ADD = Param(name="add", description="a session's slug: the manage page shows it first, ready "
                                     "to add (the link of a message about a new session)")
@@ -155,5 +157,8 @@ IDEMPOTENCY_KEY = Key(name="Idempotency-Key",
 
 def list_filters(request: Request) -> dict:
     """The organiser list's filters the request names."""
-    return {p.name: value for p in LIST_FILTERS
-            if (value := p.read(request)) is not None}
+    filters: dict[str, str | bool] = {
+        p.name: value for p in LIST_FILTERS if (value := p.read(request)) is not None}
+    if CHECKED_IN.name in filters:
+        filters[CHECKED_IN.name] = filters[CHECKED_IN.name] == "true"
+    return filters

@@ -34,10 +34,10 @@ from .http_api import (
     Problem,
     answer,
     attachment,
+    bearer_key,
     call,
     call_or,
     next_link,
-    organiser_present,
     read_json,
     validate,
 )
@@ -189,7 +189,7 @@ class GatewayService:
                                  "join link and the translations it lacks)",
            answers={200: Event}, errors=(401,))
     def get_event(self, request, slug):
-        if not organiser_present(request):
+        if bearer_key(request) is None and self.console(request) is None:
             return answer(Event, views.public_event(call(self.registration.get_event, slug)))
         self.keys(request, slug)
         event = call(self.registration.get_event, slug)
@@ -267,7 +267,7 @@ class GatewayService:
     @route("POST", EVENT + "/preview", caller=ORGANISER, scopes=("events",),
            summary="What a change (the body of a PATCH) would do if made now: people seated "
                    "from the waiting list, attendees told of moved or cancelled sessions",
-           body=EventPatch, media=PATCH_MEDIA, answers={200: ChangePreview})
+           body=EventPatch, media=PATCH_MEDIA, answers={200: ChangePreview}, errors=(409,))
     def preview_change(self, request, slug):
         self.keys(request, slug)
         changed = call(self.registration.preview_update, slug, read_json(request, PATCH_MEDIA))
@@ -534,6 +534,7 @@ class GatewayService:
     @route("POST", "/admin/sign-in", page=True, rate_limited=True, documented=False)
     def console_sign_in(self, request):
         language = request.form.get("language")
+        language = language if language in console_pages.LANGUAGES else None
         if not console.carries_token(request, request.cookies.get(console.SIGN_IN_COOKIE, "")):
             return console_pages.sign_in(request, self._secure_cookies, "expired", 403, language)
         try:
@@ -544,7 +545,8 @@ class GatewayService:
             if problem.status != 401:
                 raise
             return console_pages.sign_in(request, self._secure_cookies, "key", 401, language)
-        session = console.new_session(key, principal, console_pages.language_of(request, None))
+        session = console.new_session(key, principal,
+                                      language or console_pages.language_of(request, None))
         response = redirect("/admin/", 303)
         response.headers.add("Set-Cookie", self._session_cookie(session))
         response.headers.add("Set-Cookie", console.cleared(console.SIGN_IN_COOKIE,

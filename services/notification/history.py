@@ -7,12 +7,10 @@ so the sender sends it like any other, and the log keeps both.
 """
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict
 from shared.logs import current_correlation_id
 
 from . import deliveries, recipients
@@ -44,29 +42,35 @@ def told(row) -> dict:
 
 
 def resend_last(session: Session, registration_id: str) -> dict:
-    """Queue a copy of the registration's last message that was sent or
-    failed (same words, language and address) and return it as queued.
-    Conflict when there is none, when the registration was erased, when
-    the address is refused for good, or when the message is bulk mail the
-    attendee unsubscribed from."""
+    """Queue a copy of the registration's last message (same words,
+    language and address) and return it as queued. Only the last: a
+    confirmation is never sent again after the cancellation that followed.
+    Conflict when there is none (nor an attendee this service heard of), while it is still on its way (a second
+    click sends nothing twice: the copy is then the last, and queued), when
+    the registration was erased, when the address is refused for good, or
+    when the message is bulk mail the attendee unsubscribed from. The copy's
+    cause is its original's, so two organisers resending at once queue one."""
     attendee = session.execute(select(attendees.c.erased_at, attendees.c.unsubscribed_at).where(
         attendees.c.registration_id == registration_id)).first()
-    if attendee is None:
-        raise NotFound("no such registration")
+    if attendee is None:        # registration knows it (the gateway asked): nothing told yet
+        raise Conflict("no message of this registration has been sent or has failed yet")
     if attendee.erased_at is not None:
         raise Conflict("the registration was erased: there is nothing to resend")
     last = session.execute(select(delivery_log).where(
-        delivery_log.c.registration_id == registration_id, delivery_log.c.channel == EMAIL,
-        delivery_log.c.status.in_(FINISHED)).order_by(delivery_log.c.id.desc()).limit(1)).first()
+        delivery_log.c.registration_id == registration_id, delivery_log.c.channel == EMAIL)
+        .order_by(delivery_log.c.id.desc()).limit(1)).first()
     if last is None:
         raise Conflict("no message of this registration has been sent or has failed yet")
+    if last.status not in FINISHED:
+        raise Conflict("the last message is still on its way" if last.status in UNSENT
+                       else "the last message was withdrawn: it is not to be sent")
     refusal = session.execute(select(undeliverable.c.reason).where(
         undeliverable.c.address_key == deliveries.address_key(last.recipient))).scalar()
     if refusal is not None:
         raise Conflict(f"the address is undeliverable: {refusal}")
     if attendee.unsubscribed_at is not None and last.kind in recipients.BULK_KINDS:
         raise Conflict("the attendee unsubscribed from announcements and reminders")
-    cause = f"resend:{last.id}:{uuid.uuid4().hex}"
+    cause = f"resend:{last.id}"
     content = {**last.content, "correlation_id": current_correlation_id()
                or last.content.get("correlation_id")}
     deliveries.enqueue(session, cause, last.kind, last.recipient, last.language, content,

@@ -7,7 +7,7 @@ at once let the attendee in once: the other hears when they came in.
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared import check_in as codes
@@ -40,17 +40,20 @@ def check_in(session: Session, slug: str, text: str, actor: dict) -> dict:
 
 
 def search(session: Session, slug: str, query: str, limit: int) -> dict:
-    """How many came in (as stats counts them) of how many seats, and, for
-    a non-empty ``query``, up to ``limit`` seats whose name or address holds
-    it, by name."""
+    """How many of the seats came in, of how many seats, and, for a
+    non-empty ``query``, up to ``limit`` seats whose name or address holds
+    it, or whose code it is, by name (a door that was refused a code asks
+    who it was)."""
     load_event(session, slug)
     checked_in = session.execute(select(func.count()).select_from(registrations).where(
-        registrations.c.event_slug == slug, registrations.c.checked_in_at.is_not(None))
-    ).scalar_one()
+        *_seats(slug), registrations.c.checked_in_at.is_not(None))).scalar_one()
     seats = session.execute(select(func.count()).select_from(registrations).where(
         *_seats(slug))).scalar_one()
+    code = codes.read(query)
+    found = name_or_email_contains(query) if code is None else or_(
+        name_or_email_contains(query), registrations.c.check_in_code == code)
     matches = [] if not query else session.execute(
-        select(registrations).where(*_seats(slug), name_or_email_contains(query))
+        select(registrations).where(*_seats(slug), found)
         .order_by(registrations.c.name, registrations.c.id).limit(limit)).all()
     return {"checked_in": checked_in, "seats": seats,
             "matches": [at_the_door(row) for row in matches]}

@@ -10,6 +10,7 @@ from sqlalchemy import Text, cast, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.errors import BadQuery
+from shared.schemas import SLUG
 from shared.statuses import ACTIVE, ALL, SEATED, Status
 
 from . import audit
@@ -115,7 +116,7 @@ def name_or_email_contains(text: str):
 
 
 _ESCAPE = "/"      # not a backslash: each database reads that in string literals its own way
-_SESSION_SLUG = re.compile(r"[a-z0-9_-]+")
+_SESSION_SLUG = re.compile(SLUG)
 
 
 def _anywhere(text: str) -> str:

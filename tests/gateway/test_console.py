@@ -1,13 +1,16 @@
 """The organiser console's session and pages, in this process: signing in
 and out, the cookie's flags, CSRF on every change, the session standing for
 its key in the API, and each page valid HTML in every language."""
+import io
 import re
 from http.cookies import SimpleCookie
 
+import openpyxl
 import pytest
 
 from services.gateway import console
-from services.gateway.console_pages import LANGUAGES, back_to
+from services.gateway.console_pages import LANGUAGES, back_to, kind_names
+from shared.contracts import MESSAGE_KINDS
 from tests.gateway import samples
 from tests.gateway.conftest import ADMIN_KEY, INSTALLATION
 from tests.support.validators import html_errors
@@ -161,3 +164,51 @@ def test_the_console_scripts_and_styles_are_served_from_here(gateway):
         assert response.status_code == 200, name
         # no address of another host (an SVG's namespace is a name, never fetched)
         assert re.findall(rb"https?://(?!www\.w3\.org/2000/svg)", response.data) == [], name
+
+
+def test_the_console_names_every_kind_of_message_attendees_receive():
+    for language in LANGUAGES:
+        assert tuple(kind_names(language)) == MESSAGE_KINDS
+
+
+def test_the_sign_in_forms_language_is_the_sessions(gateway):
+    form = gateway.client.get("/admin/sign-in?lang=fr", headers={"Accept-Language": "en"})
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', form.get_data(as_text=True))[1]
+    assert gateway.client.post("/admin/sign-in", headers={"Accept-Language": "en"}, data={
+        "csrf": token, "key": ADMIN_KEY, "language": "fr"}).status_code == 303
+    assert '<html lang="fr" dir="ltr">' in gateway.client.get("/admin/").get_data(as_text=True)
+    # A language the console does not have is not one (nor a path to a catalog).
+    wrong = gateway.client.post("/admin/sign-in", data={"csrf": "x", "language": "../../etc"})
+    assert wrong.status_code == 403 and "../../etc" not in wrong.get_data(as_text=True)
+
+
+def test_a_session_ends_twelve_hours_after_signing_in_whatever_changed_since(signed_in, monkeypatch):
+    gateway = signed_in
+    started = console.time.time()
+    monkeypatch.setattr(console.time, "time", lambda: started + console.MAX_AGE - 60)
+    assert gateway.client.post("/admin/language", data={
+        "csrf": session_token(gateway), "language": "ar"}).status_code == 303   # sealed again
+    monkeypatch.setattr(console.time, "time", lambda: started + console.MAX_AGE + 60)
+    assert gateway.client.get("/admin/").status_code == 303
+
+
+def test_an_ended_session_reads_the_public_event_as_anyone_does(gateway):
+    gateway.registration.get_event.return_value = samples.event()
+    gateway.client.set_cookie(console.COOKIE, "no-longer-valid")
+    event = gateway.client.get("/api/v1/events/conf")
+    assert event.status_code == 200 and "join_url" not in event.get_json()
+    gateway.registration.access.assert_not_called()
+
+
+def test_a_workbook_keeps_every_row_whatever_an_answer_holds(signed_in):
+    gateway = signed_in
+    odd = samples.registration(answers={"questions_for_speakers": "bell\x07 and =1+1"})
+    gateway.registration.list_registrations.return_value = {"rows": [odd], "next": None}
+    gateway.registration.get_event.return_value = samples.event(questions=[
+        {"slug": "questions_for_speakers", "label": {"en": "Q"}, "type": "text", "required": False}])
+    response = gateway.client.get("/api/v1/events/conf/registrations?format=xlsx&checked_in=false")
+    assert response.status_code == 200
+    gateway.registration.list_registrations.assert_called_with(
+        "conf", {"checked_in": False}, 500, None, INSTALLATION, "exported")
+    header, row = openpyxl.load_workbook(io.BytesIO(response.data)).active.iter_rows(values_only=True)
+    assert row[header.index("answer:questions_for_speakers")] == "bell and =1+1"

@@ -99,7 +99,7 @@ def test_one_click_unsubscribe_end_to_end(stack):
     assert listed["staying@example.org"]["unsubscribed_at"] is None
     stats = requests.get(f"{stack.base_url}/api/v1/events/{slug}/stats",
                          headers=stack.admin_headers(), timeout=10).json()
-    assert stats["mail"] == {"unsubscribed": 1, "undeliverable": 0}
+    assert (stats["mail"]["unsubscribed"], stats["mail"]["undeliverable"]) == (1, 0)
     # News of their own seat still goes.
     cancel = requests.post(leaving["links"]["cancel"], timeout=10)
     assert cancel.status_code == 200

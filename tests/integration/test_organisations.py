@@ -298,11 +298,12 @@ def test_an_export_of_thousands_of_rows_streams_a_page_per_call(stack):
             connection.execute(text(
                 "INSERT INTO registrations (id, event_slug, name, email, email_key, language, "
                 "timezone, sessions, sessions_waiting, sessions_cancelled, follows, answers, "
-                "status, status_seq, decision_seq, created_at, updated_at) "
+                "status, status_seq, decision_seq, created_at, updated_at, check_in_code) "
                 "SELECT md5(n::text), :slug, 'Person ' || n, 'p' || n || '@example.org', "
                 "'p' || n || '@example.org', 'en', 'Europe/Istanbul', '[\"day-1\"]', '[]', '[]', "
                 "false, json_build_object('questions_for_speakers', 'Question ' || n), "
-                "'confirmed', 1, 1, now() + n * interval '1 millisecond', now() "
+                "'confirmed', 1, 1, now() + n * interval '1 millisecond', now(), "
+                "upper(substr(md5('code' || n), 1, 10)) "
                 "FROM generate_series(1, :rows) AS n"), {"slug": slug, "rows": rows})
     finally:
         engine.dispose()

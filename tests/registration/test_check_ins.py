@@ -98,6 +98,9 @@ def test_the_door_counts_and_finds_seats_by_name_or_address(db, outbox):
     # LIKE's wildcards are only themselves.
     assert [m["name"] for m in search(db, spec.slug, "%_")["matches"]] == ["100%_Real"]
     assert search(db, spec.slug, "_")["matches"][0]["name"] == "100%_Real"
+    # A refused code is looked up to say who it was, however it was typed.
+    shown = amal["check_in_code"][:5].lower() + "-" + amal["check_in_code"][5:]
+    assert [m["name"] for m in search(db, spec.slug, shown)["matches"]] == ["Amal Haddad"]
     with pytest.raises(NotFound):
         search(db, "no-such-event", "x")
 

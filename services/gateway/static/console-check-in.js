@@ -24,11 +24,24 @@
       show(true, element("strong", {}, say("checked_in", {name: ""}), element("bdi", {text: seat.name})),
         [text.statuses[seat.status], seat.category].filter(Boolean).join(" · "));
     } catch (error) {
-      if (error.status === 409) show(false, element("strong", {text: say("already")}), error.message);
+      if (error.status === 409) refused(given);
       else if (error.status === 404 || error.status === 422) show(false, element("strong", {text: say("not_a_seat")}));
       else failed(error);
     }
     refresh();
+  }
+
+  // Who the code is, and since when they are in: the door's own words, not the server's.
+  async function refused(given) {
+    show(false, element("strong", {text: say("already")}));
+    try {
+      const {body: found} = await api(`${base}?q=${encodeURIComponent(given)}`);
+      const [seat] = found.matches;
+      if (seat) show(false, element("strong", {text: say("already")}), element("bdi", {text: seat.name}),
+        moment(seat.checked_in_at, undefined, {timeStyle: "short"}));
+    } catch (error) {
+      failed(error);
+    }
   }
 
   document.getElementById("by-code").addEventListener("submit", (submitted) => {

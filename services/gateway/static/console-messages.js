@@ -22,6 +22,7 @@
           body: {language, subject: value(`subject.${language}`), body: value(`body.${language}`)}});
         shown.querySelector(".preview-subject").textContent = preview.subject;
         shown.querySelector(".preview").textContent = preview.text;
+        shown.querySelector("iframe").srcdoc = preview.html;
         shown.hidden = false;
       } catch (error) {
         if (error.status === 422) showFieldErrors(form, {errors: (error.problem.errors || []).map(

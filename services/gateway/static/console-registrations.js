@@ -79,7 +79,7 @@
     }
     if (!answers.children.length) answers.append(element("dd", {text: say("no_answers")}));
     for (const action of detail.querySelectorAll("[data-action]")) {
-      action.addEventListener("click", () => act(action.dataset.action, registration, detail));
+      action.addEventListener("click", () => act(action.dataset.action, registration, detail, action));
     }
     button.closest("tr").after(detail);
     button.setAttribute("aria-expanded", "true");
@@ -97,8 +97,9 @@
     }
   }
 
-  async function act(action, registration, detail) {
+  async function act(action, registration, detail, button) {
     const path = `/api/v1/registrations/${registration.id}`;
+    button.disabled = true;             // one click, one message
     try {
       if (action === "resend") {
         await api(`${path}/messages/resend`, {method: "POST"});
@@ -116,6 +117,8 @@
     } catch (error) {
       if (action === "resend" && error.status === 409) notice(say("nothing_to_resend"), true);
       else failed(error);
+    } finally {
+      button.disabled = false;
     }
   }
 
