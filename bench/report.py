@@ -112,10 +112,13 @@ ORGANISER_ROWS = [
     ("JSON list, pages of 1,000: pages / rows / s", "pages.pages,pages.rows,pages.seconds"),
     ("CSV export: rows / MB", "export.rows,export.mb"),
     ("CSV export: first byte (ms) / whole (s)", "export.first_byte_ms,export.seconds"),
+    ("XLSX export: MB / s", "xlsx.mb,xlsx.seconds"),
     ("event read, median ms: public / with the organisation's key",
      "read_ms.public,read_ms.organisation_key"),
     ("stats, median ms: installation key / organisation's key",
      "stats_ms.installation_key,stats_ms.organisation_key"),
+    ("console, median ms: name searched / filtered page of 50 / queue / door's search",
+     "console_ms.search,console_ms.filtered,console_ms.queue,console_ms.door_search"),
     ("erasures by 8 clients: answered (s) / **per second**", "erasure.answered_s,erasure.per_s"),
     ("s to every erasure done in notification / seats passed down the line",
      "erasure.erased_everywhere_s,erasure.line_moved_s"),
@@ -369,12 +372,14 @@ SCENARIOS = [
      "…\" email. Then the same PATCH again, and after 5 s of quiet the check: exactly one such "
      "email each, nothing else to anyone of the event.",
      SESSION_ROWS),
-    ("h", "(h) an organisation's list of 5,000 with answers: paged, exported, erased",
-     "With the organisation's own key (scopes events, registrations, announce, keys): 5,000 "
+    ("h", "(h) an organisation's list of 5,000 with answers: paged, exported, searched, erased",
+     "With the organisation's own key (scopes events, registrations, announce, check-in, keys): 5,000 "
      "registrations with a 100-word answer each for 4,000 seats with a waiting list, read a page "
      "of 1,000 at a time by following the Link header, then exported as CSV (streamed: a page of "
-     "500 per RPC). Medians of 50 sequential reads. Then 500 attendees with seats are erased by "
-     "8 clients at once (`DELETE /api/v1/registrations/{id}` with the key); times run until "
+     "500 per RPC) and as an XLSX workbook. Medians of 50 sequential reads, the organiser "
+     "console's among them (a name searched in the list, a page of 50 filtered by status, "
+     "language and session, the holds and waiting list, the door's name search). Then 500 attendees "
+     "with seats are erased by 8 clients at once (`DELETE /api/v1/registrations/{id}` with the key); times run until "
      "notification has erased every copy and until the waiting list has taken the 500 seats.",
      ORGANISER_ROWS),
 ]
