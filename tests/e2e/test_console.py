@@ -61,10 +61,13 @@ class Console:
         expect(html).to_have_attribute("dir", "rtl" if self.language == "ar" else "ltr")
         expect(html).to_have_attribute("lang", self.language)
         assert accessibility_problems(self.page) == [], name
+        self.page.wait_for_timeout(200)
         self.page.screenshot(path=str(self.folder / f"{name}-{self.language}.png"), full_page=True)
 
     def open(self, path: str):
-        self.page.click(f'nav.event-nav a[href$="{path}"]')
+        """One of the event's pages, through its link in the page's navigation."""
+        with self.page.expect_navigation(timeout=WAIT):
+            self.page.click(f'nav.event-nav a[href$="{path}"]')
 
 
 def fill_event_form(page, slug, language, words):
@@ -93,8 +96,10 @@ def fill_event_form(page, slug, language, words):
     page.fill('[id="questions.0.label"]', "Your questions for the speakers")
 
 
-def register(browser, stack, slug, people):
-    """Three people on the public registration page, in a context of their own."""
+def register(browser, stack, slug, people, key):
+    """Three people on the public registration page, in a context of their
+    own, each decided before the next registers (requests sent back to back
+    may be decided in either order: docs/reliability.md)."""
     context = browser.new_context(locale="en-GB", timezone_id="Europe/Istanbul")
     page = context.new_page()
     for name, category in people:
@@ -105,7 +110,16 @@ def register(browser, stack, slug, people):
         page.get_by_label("Your questions for the speakers").fill(f"A question from {name}")
         page.get_by_role("button", name="Register").click()
         expect(page.locator("#outcome")).to_be_visible(timeout=WAIT)
+        wait_until(lambda name=name: decided(stack, slug, name, key), 20, interval=0.2,
+                   message=f"the seat decision of {name}")
     context.close()
+
+
+def decided(stack, slug: str, name: str, key: str) -> bool:
+    found = requests.get(f"{stack.base_url}/api/v1/events/{slug}/registrations",
+                         params={"q": name}, headers={"Authorization": f"Bearer {key}"},
+                         timeout=20).json()
+    return bool(found) and found[0]["status"] != "pending"
 
 
 def address(name: str, slug: str) -> str:
@@ -150,7 +164,7 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
 
     # The event, through the form: a session, two categories, a question.
     page.click("#new-event")
-    expect(page.locator("#event-form")).to_be_visible()
+    expect(page.locator("#event-form")).to_be_visible(timeout=WAIT)
     fill_event_form(page, slug, language, words)
     console.judge("event-form")
     page.click("#save")
@@ -159,12 +173,12 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
     # The dashboard, never reloaded, sees the three people as they register.
     confirmed = page.locator('#counts [data-status="confirmed"] dd')
     expect(confirmed).to_have_text("0", timeout=WAIT)
-    register(browser, stack, slug, PEOPLE)
+    register(browser, stack, slug, PEOPLE, key)
     expect(confirmed).to_have_text("2", timeout=WAIT)
-    expect(page.locator('#counts [data-status="waitlisted"] dd')).to_have_text("1")
-    expect(page.locator("#waiting li")).to_have_text(["Leyla Demir (international)"])
-    expect(page.locator("#seats progress").first).to_have_attribute("value", "2")
-    expect(page.locator("#timeline rect")).not_to_have_count(0)
+    expect(page.locator('#counts [data-status="waitlisted"] dd')).to_have_text("1", timeout=WAIT)
+    expect(page.locator("#waiting li")).to_have_text(["Leyla Demir (international)"], timeout=WAIT)
+    expect(page.locator("#seats progress").first).to_have_attribute("value", "2", timeout=WAIT)
+    expect(page.locator("#timeline rect")).not_to_have_count(0, timeout=WAIT)
     console.judge("dashboard")
 
     # The list: filtered on the server, a row opens its answers, both exports open.
@@ -176,9 +190,9 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
     page.fill("#q", "karim")
     page.click("#apply")
     expect(rows).to_have_count(1, timeout=WAIT)
-    expect(rows.first).to_contain_text("Karim Nassar")
+    expect(rows.first).to_contain_text("Karim Nassar", timeout=WAIT)
     rows.first.locator("button").click()
-    expect(page.locator("tr.detail .answers")).to_contain_text("A question from Karim Nassar")
+    expect(page.locator("tr.detail .answers")).to_contain_text("A question from Karim Nassar", timeout=WAIT)
     expect(page.locator("tr.detail .history tbody tr").first).to_be_visible(timeout=WAIT)
     console.judge("registrations")
     page.fill("#q", "")
@@ -208,12 +222,14 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
         page.fill(f'[id="body.{code}"]', "We meet in room 2." if code == "en" else "نلتقي في القاعة 2.")
     page.click('[data-preview="en"]')
     expect(page.locator("#preview-en .preview")).to_contain_text("We meet in room 2.", timeout=WAIT)
+    mail = page.frame_locator("#preview-en iframe")
+    expect(mail.locator("body")).to_contain_text("We meet in room 2.", timeout=WAIT)
+    console.judge("messages")
     page.select_option("#kind", "seat_confirmed")
     page.select_option("#kind-language", "ar")
     page.click("#show-kind")
-    expect(page.locator("#kind-subject")).to_contain_text(words["event" if language == "ar" else "other"],
-                                                          timeout=WAIT)
-    console.judge("messages")
+    expect(page.locator("#kind-subject")).to_contain_text(
+        words["event" if language == "ar" else "other"], timeout=WAIT)
     page.click("#send")
     expect(page.locator("#notice")).to_contain_text("2", timeout=WAIT)   # sent to 2 attendees
     for name, _ in PEOPLE[:2]:                  # those with a seat
@@ -227,17 +243,17 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
     page.fill("#code", code.lower())            # as a hurried volunteer types it
     page.press("#code", "Enter")
     expect(result).to_have_class(re.compile(r"\bok\b"), timeout=WAIT)
-    expect(result).to_contain_text("Amira Haddad")
+    expect(result).to_contain_text("Amira Haddad", timeout=WAIT)
     expect(page.locator("#room")).to_contain_text("1", timeout=WAIT)
     console.judge("check-in")
     page.fill("#code", code)
     page.press("#code", "Enter")
     expect(result).to_have_class(re.compile(r"\brefused\b"), timeout=WAIT)
-    expect(result).to_contain_text("Amira Haddad")
+    expect(result).to_contain_text("Amira Haddad", timeout=WAIT)
 
     # Editing: a change's consequence is told before it is made, then made.
     console.open("/edit")
-    expect(page.locator("#capacity")).to_have_value("2")
+    expect(page.locator("#capacity")).to_have_value("2", timeout=WAIT)
     page.fill("#capacity", "3")
     expect(page.locator("#consequences")).to_contain_text("1", timeout=WAIT)
     console.judge("edit")
@@ -247,7 +263,7 @@ def test_an_organiser_runs_an_event_from_the_console(stack, browser, tmp_path, l
                20, message="Leyla's seat once the capacity is raised")
     page.click("a[href='/admin/']")
     console.judge("events")
-    expect(page.locator("#events tbody")).to_contain_text(words["event"])
+    expect(page.locator("#events tbody")).to_contain_text(words["event"], timeout=WAIT)
 
     # Signing out ends the session: the API no longer answers to the cookie.
     page.click("#sign-out")

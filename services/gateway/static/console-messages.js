@@ -20,10 +20,10 @@
         clearFieldErrors(form);
         const {body: preview} = await api(`${base}/announcements/preview`, {method: "POST",
           body: {language, subject: value(`subject.${language}`), body: value(`body.${language}`)}});
+        shown.hidden = false;
         shown.querySelector(".preview-subject").textContent = preview.subject;
         shown.querySelector(".preview").textContent = preview.text;
         shown.querySelector("iframe").srcdoc = preview.html;
-        shown.hidden = false;
       } catch (error) {
         if (error.status === 422) showFieldErrors(form, {errors: (error.problem.errors || []).map(
           ({field, message}) => ({field: `${field}.${language}`, message}))});
