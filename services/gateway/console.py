@@ -94,12 +94,32 @@ def carries_token(request: Request, expected: str) -> bool:
     return bool(given and expected) and hmac.compare_digest(str(given).encode(), expected.encode())
 
 
-def cookie(name: str, value: str, secure: bool, max_age: int) -> str:
-    """A Set-Cookie value: never readable by scripts, never sent from
-    another site, only over https when the installation is served so."""
-    return dump_cookie(name, value, max_age=max_age, path="/", secure=secure, httponly=True,
-                       samesite="Strict")
+@dataclass(frozen=True)
+class Jar:
+    """The console's cookies under one installation's settings: its
+    secrets, and whether it is served over https (then cookies go over
+    https only)."""
+    secret_key: str
+    admin_key: str
+    secure: bool
 
+    @classmethod
+    def of(cls, settings) -> Jar:
+        return cls(settings.secret_key, settings.admin_api_key,
+                   settings.public_base_url.startswith("https:"))
 
-def cleared(name: str, secure: bool) -> str:
-    return cookie(name, "", secure, 0)
+    def session(self, request: Request) -> Session | None:
+        return of_request(request, self.secret_key, self.admin_key)
+
+    def sealed(self, session: Session) -> str:
+        """The Set-Cookie of ``session``."""
+        return self.cookie(COOKIE, seal(self.secret_key, self.admin_key, session), MAX_AGE)
+
+    def cookie(self, name: str, value: str, max_age: int) -> str:
+        """A Set-Cookie value: never readable by scripts, never sent from
+        another site, only over https when the installation is served so."""
+        return dump_cookie(name, value, max_age=max_age, path="/", secure=self.secure,
+                           httponly=True, samesite="Strict")
+
+    def cleared(self, name: str) -> str:
+        return self.cookie(name, "", 0)

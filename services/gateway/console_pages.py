@@ -14,21 +14,13 @@ from shared.clock import utcnow
 from shared.countries import CountryNames
 from shared.i18n import localized, translations
 from shared.languages import SUPPORTED_LANGUAGES
+from shared.statuses import SEATED
 
 from . import choices, console
-from .pages import LOCALES, _render, html, language_choice
+from .pages import LOCALES, _render, html, language_choice, page_language
 
 LANGUAGES = list(SUPPORTED_LANGUAGES)
 SIGN_IN = "/admin/sign-in"
-
-
-def language_of(request: Request, session: console.Session | None) -> str:
-    """The organiser's choice once signed in; before, ?lang= or the browser's."""
-    if session is not None and session.language in LANGUAGES:
-        return session.language
-    wanted = request.args.get("lang")
-    return wanted if wanted in LANGUAGES else (
-        request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0])
 
 
 def back_to(path: str | None) -> str:
@@ -43,18 +35,18 @@ def to_sign_in() -> Response:
     return redirect(SIGN_IN, 303)
 
 
-def sign_in(request: Request, secure: bool, error: str | None = None, status: int = 200,
+def sign_in(request: Request, jar: console.Jar, error: str | None = None, status: int = 200,
             language: str | None = None) -> Response:
     """The sign-in form, with a fresh token in its own cookie (the form's
     CSRF check: there is no session yet)."""
     token = secrets.token_hex(16)
-    language = language or language_of(request, None)
+    language = language or page_language(request, LANGUAGES)
     response = html(_render("console/sign_in.html.j2", language, heading=headings(
         language)["sign_in"], csrf=token, error=error, session=None, event=None,
         here=SIGN_IN, languages=language_choice(LANGUAGES),
         page_data={"lang": language, "csrf": token, "text": script_text(language)}), status)
-    response.headers.add("Set-Cookie", console.cookie(console.SIGN_IN_COOKIE, token, secure,
-                                                      console.SIGN_IN_MAX_AGE))
+    response.headers.add("Set-Cookie", jar.cookie(console.SIGN_IN_COOKIE, token,
+                                                  console.SIGN_IN_MAX_AGE))
     return response
 
 
@@ -75,13 +67,14 @@ def page(request: Request, session: console.Session, name: str, event: dict | No
     title = event and localized(event["title"], language, event["languages"][0])
     heading = headings(language)["new_event" if name == "event_form" and not event else name]
     extra = form_data(language, countries) if name == "event_form" and countries else {}
+    words = script_text(language)       # the template's lists and the script's words alike
     body = _render(
         f"console/{name}.html.j2", language, session=session, csrf=session.csrf, event=event,
         heading=f"{title} · {heading}" if title else heading, current=name,
-        here=request.full_path.rstrip("?"), languages=language_choice(LANGUAGES),
-        supported=language_choice(LANGUAGES), kinds=kind_names(language), **extra,
+        here=request.full_path.rstrip("?"), languages=language_choice(LANGUAGES), words=words,
+        **extra,
         page_data={"lang": language, "csrf": session.csrf, "slug": event and event["slug"],
-                   "text": script_text(language)})
+                   "seated": [status.value for status in SEATED], "text": words})
     response = html(body)
     response.headers["Cache-Control"] = "no-store"      # an attendee list is not kept anywhere
     return response
@@ -158,10 +151,11 @@ def script_text(language: str) -> dict:
         "format_in_person": _("In person"),
         "format_online": _("Online"),
         "format_hybrid": _("Hybrid"),
+        # in the order the dashboard counts them and the list's filter offers them
         "statuses": {
-            "pending": _("Pending"), "held": _("Held"), "confirmed": _("Confirmed"),
-            "waitlisted": _("Waiting list"), "rejected": _("Rejected"),
-            "cancelled": _("Cancelled"), "expired": _("Expired")},
+            "confirmed": _("Confirmed"), "held": _("Held"), "waitlisted": _("Waiting list"),
+            "pending": _("Pending"), "cancelled": _("Cancelled"), "expired": _("Expired"),
+            "rejected": _("Rejected")},
         "kinds": kind_names(language),
         "deliveries": {
             "queued": _("Queued"), "sending": _("Sending"), "sent": _("Sent"),

@@ -90,13 +90,14 @@ class Keys(DependencyProvider):
 
 
 class Console(DependencyProvider):
-    """``self.console(request)``: the organiser console's session the
-    request carries (console.py), or None."""
+    """``self.console``: the organiser console's cookies (console.Jar);
+    ``self.console.session(request)`` is the session a request carries, or None."""
+
+    def setup(self):
+        self.jar = console.Jar.of(self.container.config["SETTINGS"])
 
     def get_dependency(self, worker_ctx):
-        settings = self.container.config["SETTINGS"]
-        return partial(console.of_request, secret_key=settings.secret_key,
-                       admin_key=settings.admin_api_key)
+        return self.jar
 
 
 class RateLimit(SharedExtension):

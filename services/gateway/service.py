@@ -189,7 +189,7 @@ class GatewayService:
                                  "join link and the translations it lacks)",
            answers={200: Event}, errors=(401,))
     def get_event(self, request, slug):
-        if bearer_key(request) is None and self.console(request) is None:
+        if bearer_key(request) is None and self.console.session(request) is None:
             return answer(Event, views.public_event(call(self.registration.get_event, slug)))
         self.keys(request, slug)
         event = call(self.registration.get_event, slug)
@@ -495,48 +495,43 @@ class GatewayService:
     # -- the organiser console (console.py, console_pages.py) --------------------------
     @route("GET", "/admin/", page=True, documented=False)
     def console_events(self, request):
-        session = self.console(request)
-        if session is None:
-            return console_pages.to_sign_in()
-        return console_pages.page(request, session, "events")
+        return self._console_page(request, "events")
 
     @route("GET", "/admin/events/new", page=True, documented=False)
     def console_new_event(self, request):
-        session = self.console(request)
-        if session is None:
-            return console_pages.to_sign_in()
-        return console_pages.page(request, session, "event_form",
-                                  countries=self.settings.country_names)
+        return self._console_page(request, "event_form")
 
     @route("GET", "/admin/events/<slug:slug>", page=True, documented=False)
     def console_dashboard(self, request, slug):
-        return self._event_page(request, slug, "dashboard")
+        return self._console_page(request, "dashboard", slug)
 
     @route("GET", "/admin/events/<slug:slug>/<any(registrations,messages,'check-in',edit):name>",
            page=True, documented=False)
     def console_event_page(self, request, slug, name):
-        return self._event_page(request, slug, "event_form" if name == "edit" else name)
+        return self._console_page(request, "event_form" if name == "edit" else name, slug)
 
-    def _event_page(self, request, slug: str, name: str):
-        session = self.console(request)
+    def _console_page(self, request, name: str, slug: str | None = None):
+        session = self.console.session(request)
         if session is None:
             return console_pages.to_sign_in()
-        # another organisation's event is not there (a 404 page)
-        call(self.registration.access, session.key, [], slug, None)
-        event = call(self.registration.get_event, slug)
+        event = None
+        if slug is not None:
+            # another organisation's event is not there (a 404 page)
+            call(self.registration.access, session.key, [], slug, None)
+            event = call(self.registration.get_event, slug)
         return console_pages.page(request, session, name, event=event,
                                   countries=self.settings.country_names)
 
     @route("GET", "/admin/sign-in", page=True, documented=False)
     def console_sign_in_page(self, request):
-        return console_pages.sign_in(request, self._secure_cookies)
+        return console_pages.sign_in(request, self.console)
 
     @route("POST", "/admin/sign-in", page=True, rate_limited=True, documented=False)
     def console_sign_in(self, request):
         language = request.form.get("language")
         language = language if language in console_pages.LANGUAGES else None
         if not console.carries_token(request, request.cookies.get(console.SIGN_IN_COOKIE, "")):
-            return console_pages.sign_in(request, self._secure_cookies, "expired", 403, language)
+            return console_pages.sign_in(request, self.console, "expired", 403, language)
         try:
             key = http_api.key_fingerprint(request.form.get("key", "").strip(),
                                            self.settings.admin_api_key)
@@ -544,22 +539,21 @@ class GatewayService:
         except Problem as problem:
             if problem.status != 401:
                 raise
-            return console_pages.sign_in(request, self._secure_cookies, "key", 401, language)
-        session = console.new_session(key, principal,
-                                      language or console_pages.language_of(request, None))
+            return console_pages.sign_in(request, self.console, "key", 401, language)
+        session = console.new_session(key, principal, language or pages.page_language(
+            request, console_pages.LANGUAGES))
         response = redirect("/admin/", 303)
-        response.headers.add("Set-Cookie", self._session_cookie(session))
-        response.headers.add("Set-Cookie", console.cleared(console.SIGN_IN_COOKIE,
-                                                           self._secure_cookies))
+        response.headers.add("Set-Cookie", self.console.sealed(session))
+        response.headers.add("Set-Cookie", self.console.cleared(console.SIGN_IN_COOKIE))
         return response
 
     @route("POST", "/admin/sign-out", page=True, documented=False)
     def console_sign_out(self, request):
-        session = self.console(request)
+        session = self.console.session(request)
         if session is not None and not console.carries_token(request, session.csrf):
             raise Problem(403, "Forbidden")
         response = console_pages.to_sign_in()
-        response.headers.add("Set-Cookie", console.cleared(console.COOKIE, self._secure_cookies))
+        response.headers.add("Set-Cookie", self.console.cleared(console.COOKIE))
         return response
 
     @route("POST", "/admin/language", page=True, documented=False)
@@ -567,24 +561,15 @@ class GatewayService:
         language = request.form.get("language")
         if language not in console_pages.LANGUAGES:
             raise Problem(400, "Bad request", "not a language of the console")
-        session = self.console(request)
+        session = self.console.session(request)
         if session is None:         # the sign-in page: its own address says the language
             return redirect(f"{console_pages.SIGN_IN}?lang={language}", 303)
         if not console.carries_token(request, session.csrf):
             raise Problem(403, "Forbidden")
         response = redirect(console_pages.back_to(request.form.get("next")), 303)
-        response.headers.add("Set-Cookie", self._session_cookie(
+        response.headers.add("Set-Cookie", self.console.sealed(
             dataclasses.replace(session, language=language)))
         return response
-
-    @property
-    def _secure_cookies(self) -> bool:
-        return self.settings.public_base_url.startswith("https:")
-
-    def _session_cookie(self, session) -> str:
-        return console.cookie(console.COOKIE, console.seal(
-            self.settings.secret_key, self.settings.admin_api_key, session),
-            self._secure_cookies, console.MAX_AGE)
 
     @route("GET", "/static/<name>", documented=False)
     def static(self, request, name):

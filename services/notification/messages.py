@@ -238,7 +238,6 @@ def compose_announcement(event: EventSpec, change: RegistrationStatusChanged, su
 
 
 # -- previews: every kind, as an attendee of the event would read it ----------------------
-KINDS = MESSAGE_KINDS       # shared.contracts: the organisers' console names each
 # kind -> (status, cause) of a change that sends it; the first listed wins
 _SAMPLE_STATUS = {kind: status_cause for status_cause, kind in reversed(KIND_FOR_STATUS.items())}
 SAMPLE_ID = "0" * 32
@@ -250,8 +249,8 @@ def preview(event: EventSpec, revision: int, kind: str, language: str, base_url:
     (``{"subject", "text", "html"}``), so organisers can read every
     translation before the rush: a sample attendee with a seat in every
     session, in a time zone other than the event's."""
-    if kind not in KINDS:
-        raise NotFound(f"no message kind {kind!r}; the kinds are {', '.join(KINDS)}")
+    if kind not in MESSAGE_KINDS:
+        raise NotFound(f"no message kind {kind!r}; the kinds are {', '.join(MESSAGE_KINDS)}")
     if kind == "announcement":
         return preview_announcement(event, language, "…", "…", base_url)
     change = _sample_change(event, kind, language, base_url)

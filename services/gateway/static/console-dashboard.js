@@ -7,7 +7,7 @@
   const EVERY = 3000;
   const MIN_HOURS = 24;
   const base = `/api/v1/events/${data.slug}`;
-  const SEATED = ["confirmed", "held"];
+  const SEATED = data.seated;
   let event = null;
 
   function fill(id, ...nodes) {
@@ -37,9 +37,9 @@
 
   function counts(stats) {
     const rows = [];
-    for (const status of ["confirmed", "held", "waitlisted", "pending", "cancelled", "expired", "rejected"]) {
+    for (const [status, name] of Object.entries(text.statuses)) {
       rows.push(element("div", {class: "count", "data-status": status},
-        element("dt", {text: text.statuses[status] || status}),
+        element("dt", {text: name}),
         element("dd", {text: number(stats[status] || 0)})));
     }
     fill("counts", ...rows);
